@@ -1,0 +1,402 @@
+"""Streaming level meters: sample peak, true peak, loudness, loudness range, DC, clipping.
+
+One :class:`LevelMeter` per file is fed float64 blocks shaped ``(channels, samples)`` in file
+order; :meth:`LevelMeter.result` returns a :class:`FileLevels`. Memory stays flat: the meter keeps
+a few running sums, an 11-sample true-peak history and a 3 s ring of 100 ms loudness energies
+(libebur128 keeps one double per 100 ms for the gating of integrated loudness and LRA).
+
+Standards
+---------
+* Loudness (integrated, momentary, short-term) per ITU-R BS.1770-4 with the gating of EBU Tech
+  3341 (absolute −70 LUFS, relative −10 LU), computed by libebur128 through ``pyebur128``.
+* Loudness range (LRA) per EBU Tech 3342 (short-term 3 s blocks, −20 LU relative gate, 10th to
+  95th percentile), also libebur128.
+* True peak per ITU-R BS.1770-4 Annex 2: 4× oversampling with the 48-tap interpolation filter of
+  the Annex (four phases of 12 taps), then the absolute maximum. The maximum also includes the
+  samples themselves, so the true peak is never below the sample peak.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyebur128
+from numpy.lib.stride_tricks import sliding_window_view
+
+from stemprint.analysis.audio import (
+    AudioInfo,
+    Float64Array,
+    amplitude_to_db,
+    iter_blocks,
+    power_to_db,
+    probe,
+)
+
+#: A file whose sample peak is below this level (dBFS) is reported as silent.
+SILENCE_DBFS = -120.0
+#: Minimum length of a run of full-scale samples reported as clipping (samples).
+CLIP_RUN_SAMPLES = 3
+#: Samples at or above ``1 - CLIP_EPSILON`` in magnitude count as full scale.
+CLIP_EPSILON = 1e-9
+#: At most this many clipped runs are listed per file (all are counted).
+MAX_LISTED_CLIPS = 100
+
+# ITU-R BS.1770-4 Annex 2, 4x oversampling interpolation filter (48 taps, order 47), listed as four
+# phases of 12 coefficients. Phases 3 and 4 are phases 2 and 1 reversed (the filter is symmetric).
+_PHASE_1 = (
+    0.0017089843750, 0.0109863281250, -0.0196533203125, 0.0332031250000,
+    -0.0594482421875, 0.1373291015625, 0.9721679687500, -0.1022949218750,
+    0.0476074218750, -0.0266113281250, 0.0148925781250, -0.0083007812500,
+)  # fmt: skip
+_PHASE_2 = (
+    -0.0291748046875, 0.0292968750000, -0.0517578125000, 0.0891113281250,
+    -0.1665039062500, 0.4650878906250, 0.7797851562500, -0.2003173828125,
+    0.1015625000000, -0.0582275390625, 0.0330810546875, -0.0189208984375,
+)  # fmt: skip
+_PHASES = np.array([_PHASE_1, _PHASE_2, _PHASE_2[::-1], _PHASE_1[::-1]], dtype=np.float64)
+_TAPS = _PHASES.shape[1]
+#: Correlation form, shape (12, 4): output phase p at window n is ``x[n:n+12] @ _KERNEL[:, p]``.
+_KERNEL = np.ascontiguousarray(_PHASES[:, ::-1].T)
+#: max over phases of the sum of |coefficients|: bounds |interpolated| / max |input in window|.
+_KERNEL_L1 = float(np.abs(_PHASES).sum(axis=1).max())
+_TAP_OFFSETS = np.arange(_TAPS)
+
+
+@dataclass
+class ClippedRun:
+    """A run of consecutive full-scale samples on one channel.
+
+    Attributes
+    ----------
+    channel
+        Zero-based channel index.
+    start_sample
+        First sample of the run (frames from the file start).
+    start_seconds
+        The same in seconds.
+    length_samples
+        Number of consecutive full-scale samples.
+    """
+
+    channel: int
+    start_sample: int
+    start_seconds: float
+    length_samples: int
+
+
+@dataclass
+class FileLevels:
+    """Levels of one whole file.
+
+    All levels are ``-inf`` for digital silence (``None`` in :meth:`to_dict`).
+
+    Attributes
+    ----------
+    sample_peak_dbfs
+        Largest absolute sample value over all channels (dBFS).
+    true_peak_dbtp
+        BS.1770-4 true peak over all channels (dBTP).
+    loudness_lufs
+        Integrated (gated) programme loudness, BS.1770-4 / EBU Tech 3341 (LUFS).
+    loudness_range_lu
+        EBU Tech 3342 loudness range (LU).
+    max_momentary_lufs
+        Highest momentary loudness (400 ms window, updated every 100 ms), or ``-inf`` if the
+        file is shorter than 400 ms.
+    max_short_term_lufs
+        Highest short-term loudness (3 s window, updated every 100 ms), or ``-inf`` if the file
+        is shorter than 3 s.
+    sample_peak_dbfs_per_channel, true_peak_dbtp_per_channel
+        The same peaks per channel.
+    dc_offset_per_channel
+        Mean sample value per channel (linear, full scale = 1.0).
+    clipped_runs
+        The first :data:`MAX_LISTED_CLIPS` clipped runs (≥ 3 full-scale samples in a row).
+    clipped_run_count
+        Number of clipped runs in the file.
+    channel_correlation
+        Correlation of channels 1 and 2, ``Σ L·R / sqrt(Σ L² · Σ R²)`` (−1 … +1), for stereo
+        files; ``None`` otherwise or when a channel is silent.
+    silent
+        True when the sample peak is below :data:`SILENCE_DBFS` (or all samples are zero).
+    """
+
+    sample_peak_dbfs: float
+    true_peak_dbtp: float
+    loudness_lufs: float
+    loudness_range_lu: float
+    max_momentary_lufs: float
+    max_short_term_lufs: float
+    sample_peak_dbfs_per_channel: list[float]
+    true_peak_dbtp_per_channel: list[float]
+    dc_offset_per_channel: list[float]
+    clipped_runs: list[ClippedRun] = field(default_factory=list)
+    clipped_run_count: int = 0
+    channel_correlation: float | None = None
+    silent: bool = False
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return a JSON-serializable dict (non-finite numbers become ``None``)."""
+        return _finite(asdict(self))
+
+
+def _finite(value: Any) -> Any:
+    """Replace non-finite floats by ``None`` recursively (JSON has no ±inf/NaN)."""
+    if isinstance(value, float):
+        return value if np.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_finite(v) for v in value]
+    return value
+
+
+class TruePeakMeter:
+    """Streaming ITU-R BS.1770-4 Annex 2 true-peak meter.
+
+    Feeds each channel through the 4-phase, 48-tap interpolator. To stay fast, a window of 12
+    input samples is only interpolated when it could beat the running maximum: the interpolated
+    value is bounded by ``_KERNEL_L1 · max|window|``, so windows whose samples are all below
+    ``running_peak / _KERNEL_L1`` are skipped. The result is exactly the full computation.
+
+    Parameters
+    ----------
+    channels
+        Number of channels.
+    """
+
+    def __init__(self, channels: int) -> None:
+        self._history = np.zeros((channels, _TAPS - 1))
+        self.peak = np.zeros(channels)  # linear, per channel
+
+    def process(self, block: Float64Array) -> None:
+        """Add a block shaped ``(channels, samples)``."""
+        if block.shape[1] == 0:
+            return
+        buf = np.concatenate([self._history, block], axis=1)
+        self._history = buf[:, -(_TAPS - 1) :].copy()
+        for ch in range(buf.shape[0]):
+            self.peak[ch] = _interpolated_peak(buf[ch], float(self.peak[ch]))
+
+    def flush(self) -> None:
+        """Push zeros through the filter so the last samples' interpolated values are counted."""
+        self.process(np.zeros((self._history.shape[0], _TAPS - 1)))
+
+
+def _interpolated_peak(x: Float64Array, running: float) -> float:
+    """Return max(running, |x[11:]|, |interpolated values of every 12-sample window of x|)."""
+    mag = np.abs(x)
+    running = max(running, float(mag[_TAPS - 1 :].max()))
+    windows = x.shape[0] - (_TAPS - 1)
+    hot = np.flatnonzero(mag > running / _KERNEL_L1)
+    if hot.size == 0:
+        return running
+    if hot.size * _TAPS * 4 >= windows:
+        y = sliding_window_view(x, _TAPS) @ _KERNEL
+    else:
+        starts = (hot[:, None] - _TAP_OFFSETS).ravel()
+        starts = np.unique(starts[(starts >= 0) & (starts < windows)])
+        y = x[starts[:, None] + _TAP_OFFSETS] @ _KERNEL
+    return max(running, float(y.max()), float(-y.min()))
+
+
+class LevelMeter:
+    """Streaming meter of everything in :class:`FileLevels` for one file.
+
+    Parameters
+    ----------
+    sample_rate
+        Hz.
+    channels
+        Number of channels.
+    full_scale_positive
+        Largest positive value of the file's encoding (see
+        :attr:`~stemprint.analysis.audio.AudioInfo.full_scale_positive`); samples at or above
+        ``min(1 - 1e-9, full_scale_positive)`` in magnitude count as full scale.
+    """
+
+    def __init__(self, sample_rate: int, channels: int, full_scale_positive: float = 1.0) -> None:
+        self.sample_rate = sample_rate
+        self.channels = channels
+        self.clip_level = min(1.0 - CLIP_EPSILON, full_scale_positive)
+        mode = pyebur128.MeasurementMode.MODE_I | pyebur128.MeasurementMode.MODE_LRA
+        self._r128 = pyebur128.R128State(channels, sample_rate, mode)
+        # Momentary / short-term loudness: libebur128 only reports the current value, so we poll
+        # the K-weighted energy of each 100 ms sub-block (get_loudness_window) and keep a 3 s
+        # ring: momentary = mean of the last 4 sub-blocks (400 ms), short-term = last 30 (3 s),
+        # both updated every 100 ms as EBU Tech 3341 requires (>= 10 Hz).
+        self._hop = max(sample_rate // 10, 1)
+        self._hop_ms = max(int(round(1000 * self._hop / sample_rate)), 1)
+        self._hop_pos = 0
+        self._ring = np.zeros(30)
+        self._hops_done = 0
+        self._max_momentary_energy = -1.0
+        self._max_short_energy = -1.0
+        self._true_peak = TruePeakMeter(channels)
+        self._sample_peak = np.zeros(channels)
+        self._sum = np.zeros(channels)
+        self._sumsq = np.zeros(channels)
+        self._cross = 0.0
+        self._frames = 0
+        self._run_len = np.zeros(channels, dtype=np.int64)  # open full-scale run per channel
+        self._run_start = np.zeros(channels, dtype=np.int64)
+        self._clips: list[ClippedRun] = []
+        self._clip_count = 0
+
+    def process(self, block: Float64Array) -> None:
+        """Add the next block, float64 shaped ``(channels, samples)``."""
+        n = block.shape[1]
+        if n == 0:
+            return
+        self._feed_loudness(block)
+        mag = np.abs(block)
+        self._sample_peak = np.maximum(self._sample_peak, mag.max(axis=1))
+        self._true_peak.process(block)
+        self._sum += block.sum(axis=1)
+        self._sumsq += np.einsum("ij,ij->i", block, block)
+        if self.channels == 2:
+            self._cross += float(np.dot(block[0], block[1]))
+        full = mag >= self.clip_level
+        if self._run_len.any() or full.any():
+            self._track_clips(full)
+        self._frames += n
+
+    def _feed_loudness(self, block: Float64Array) -> None:
+        # libebur128 wants frame-interleaved, 1-D, C-contiguous samples; block.T is normally the
+        # contiguous buffer libsndfile filled, so this reshape does not copy.
+        inter = np.ascontiguousarray(block.T).reshape(-1)
+        n = block.shape[1]
+        ch = self.channels
+        done = 0
+        while done < n:
+            take = min(self._hop - self._hop_pos, n - done)
+            self._r128.add_frames(inter[done * ch : (done + take) * ch], take)
+            done += take
+            self._hop_pos += take
+            if self._hop_pos == self._hop:
+                self._hop_pos = 0
+                self._end_hop()
+
+    def _end_hop(self) -> None:
+        lufs = pyebur128.get_loudness_window(self._r128, self._hop_ms)
+        # BS.1770-4: L = -0.691 + 10 log10(sum of weighted channel mean squares).
+        energy = 10.0 ** ((lufs + 0.691) / 10.0) if np.isfinite(lufs) else 0.0
+        self._ring[self._hops_done % 30] = energy
+        self._hops_done += 1
+        if self._hops_done >= 4:
+            idx = [(self._hops_done - k) % 30 for k in range(1, 5)]
+            self._max_momentary_energy = max(self._max_momentary_energy, self._ring[idx].mean())
+        if self._hops_done >= 30:
+            self._max_short_energy = max(self._max_short_energy, self._ring.mean())
+
+    def _track_clips(self, full: np.ndarray) -> None:
+        n = full.shape[1]
+        for ch in range(self.channels):
+            row = full[ch]
+            if not row.any():
+                if self._run_len[ch]:
+                    self._close_run(ch)
+                continue
+            edges = np.diff(row.astype(np.int8), prepend=np.int8(0), append=np.int8(0))
+            starts = np.flatnonzero(edges == 1)
+            ends = np.flatnonzero(edges == -1)
+            if self._run_len[ch]:
+                if starts[0] == 0:  # the open run continues into this block
+                    starts = starts[1:]
+                    first_end = ends[0]
+                    ends = ends[1:]
+                    if first_end == n:
+                        self._run_len[ch] += n
+                        continue
+                    self._run_len[ch] += first_end
+                self._close_run(ch)
+            for s, e in zip(starts, ends, strict=True):
+                if e == n:  # run reaches the block end: keep it open
+                    self._run_start[ch] = self._frames + s
+                    self._run_len[ch] = e - s
+                else:
+                    self._record_run(ch, self._frames + int(s), int(e - s))
+
+    def _close_run(self, ch: int) -> None:
+        self._record_run(ch, int(self._run_start[ch]), int(self._run_len[ch]))
+        self._run_len[ch] = 0
+
+    def _record_run(self, ch: int, start: int, length: int) -> None:
+        if length < CLIP_RUN_SAMPLES:
+            return
+        self._clip_count += 1
+        if len(self._clips) < MAX_LISTED_CLIPS:
+            self._clips.append(ClippedRun(ch, start, start / self.sample_rate, length))
+
+    def result(self) -> FileLevels:
+        """Finish the measurement and return the levels of everything fed so far."""
+        self._true_peak.flush()
+        for ch in range(self.channels):
+            if self._run_len[ch]:
+                self._close_run(ch)
+        try:
+            loudness = pyebur128.get_loudness_global(self._r128)
+            lra = pyebur128.get_loudness_range(self._r128)
+        except (ValueError, MemoryError):  # pragma: no cover - modes are always set
+            loudness, lra = -np.inf, 0.0
+        frames = max(self._frames, 1)
+        sample_peaks = [amplitude_to_db(float(p)) for p in self._sample_peak]
+        true_peaks = [amplitude_to_db(float(p)) for p in self._true_peak.peak]
+        correlation = None
+        if self.channels == 2 and self._sumsq[0] > 0 and self._sumsq[1] > 0:
+            correlation = float(self._cross / np.sqrt(self._sumsq[0] * self._sumsq[1]))
+        peak = max(sample_peaks) if sample_peaks else -np.inf
+        self._clips.sort(key=lambda r: (r.start_sample, r.channel))
+        return FileLevels(
+            sample_peak_dbfs=float(peak),
+            true_peak_dbtp=float(max(true_peaks)) if true_peaks else -np.inf,
+            loudness_lufs=float(loudness) if np.isfinite(loudness) else -np.inf,
+            loudness_range_lu=float(lra) if np.isfinite(lra) else 0.0,
+            max_momentary_lufs=_energy_to_lufs(self._max_momentary_energy),
+            max_short_term_lufs=_energy_to_lufs(self._max_short_energy),
+            sample_peak_dbfs_per_channel=sample_peaks,
+            true_peak_dbtp_per_channel=true_peaks,
+            dc_offset_per_channel=[float(s / frames) for s in self._sum],
+            clipped_runs=list(self._clips),
+            clipped_run_count=self._clip_count,
+            channel_correlation=correlation,
+            silent=bool(peak < SILENCE_DBFS),
+        )
+
+
+def _energy_to_lufs(energy: float) -> float:
+    if energy < 0:
+        return float(-np.inf)
+    return -0.691 + power_to_db(energy)
+
+
+def meter_for(info: AudioInfo) -> LevelMeter:
+    """Return a :class:`LevelMeter` set up for the file described by ``info``."""
+    return LevelMeter(info.sample_rate, info.channels, info.full_scale_positive)
+
+
+def measure_file(path: Path) -> FileLevels:
+    """Measure one audio file in a single streaming pass.
+
+    Parameters
+    ----------
+    path
+        Any file libsndfile reads.
+
+    Returns
+    -------
+    FileLevels
+
+    Raises
+    ------
+    stemprint.errors.AudioFileError
+        If the file cannot be read.
+    """
+    info = probe(path)
+    meter = meter_for(info)
+    for block in iter_blocks(info):
+        meter.process(block)
+    return meter.result()

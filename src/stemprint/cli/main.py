@@ -1,0 +1,294 @@
+"""The ``stemprint`` command line: a thin layer over the library.
+
+Exit codes (product contract):
+
+==  ===============================================================
+0   success
+1   a check failed (verification)
+2   bad input or usage; the message on stderr names the file and field
+3   internal error
+==  ===============================================================
+
+Heavy modules (numpy, pedalboard, soundfile) are imported inside the commands, so ``--help`` and
+usage errors stay fast.
+"""
+
+from __future__ import annotations
+
+import functools
+import sys
+import time
+import traceback
+from collections.abc import Callable
+from enum import Enum
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
+
+import typer
+
+from stemprint import __version__
+
+app = typer.Typer(
+    name="stemprint",
+    help="Render a session's mix and every stem in one sample-accurate pass, and prove it.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+class BitDepthChoice(str, Enum):
+    b16 = "16"
+    b24 = "24"
+    b32 = "32"
+    b32f = "32f"
+
+
+class DitherChoice(str, Enum):
+    auto = "auto"
+    none = "none"
+    tpdf = "tpdf"
+
+
+class PremasterChoice(str, Enum):
+    auto = "auto"
+    always = "always"
+    never = "never"
+
+
+def _stderr(message: str, style: str | None = None) -> None:
+    from rich.console import Console
+
+    Console(stderr=True, highlight=False, soft_wrap=True).print(message, style=style, markup=False)
+
+
+def handled(func: F) -> F:
+    """Turn stemprint errors into one message and the contract's exit code; never a traceback
+    for bad input."""
+
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        from stemprint.errors import StemprintError
+
+        try:
+            return func(*args, **kwargs)
+        except StemprintError as exc:
+            _stderr(f"error: {exc.format()}", style="red")
+            raise typer.Exit(exc.exit_code) from None
+        except KeyboardInterrupt:
+            _stderr("interrupted: nothing was left half-written", style="red")
+            raise typer.Exit(130) from None
+        except typer.Exit:
+            raise
+        except Exception as exc:  # noqa: BLE001 - the last line of defence
+            _stderr("internal error (a bug in stemprint; please report it with this trace):")
+            _stderr("".join(traceback.format_exception(exc)))
+            raise typer.Exit(3) from None
+
+    return wrapper  # type: ignore[return-value]
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"stemprint {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version, is_eager=True, help="Print version.")
+    ] = False,
+) -> None:
+    """stemprint: headless mixing engine and stem-delivery toolkit."""
+
+
+def _print_warnings(warnings: list[str], quiet: bool) -> None:
+    if not quiet:
+        for warning in warnings:
+            _stderr(f"warning: {warning}", style="yellow")
+
+
+def _render_with_progress(
+    loaded: Any, out: Path, options: Any, quiet: bool
+) -> tuple[Any, float, float]:
+    """Compile, render with a progress bar (on a terminal), and return (result, seconds, rtf)."""
+    from stemprint.export.package import check_output_dir, render_package
+    from stemprint.graph.compile import compile_session
+
+    check_output_dir(out, options.force)
+    graph = compile_session(loaded, allow_plugins=options.allow_plugins)
+    _print_warnings(graph.warnings, quiet)
+    started = time.perf_counter()
+    show = not quiet and sys.stderr.isatty()
+    if show:
+        from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+
+        rate = graph.sample_rate
+
+        with Progress(
+            TextColumn("rendering"),
+            BarColumn(),
+            TextColumn("{task.percentage:>3.0f}%"),
+            TextColumn("{task.fields[rtf]}"),
+            TimeRemainingColumn(),
+            transient=True,
+        ) as bar:
+            task = bar.add_task("render", total=1, rtf="")
+
+            def progress(done: int, total: int) -> None:
+                elapsed = time.perf_counter() - started
+                rtf = (done / rate) / elapsed if elapsed > 0 else 0.0
+                bar.update(task, completed=done, total=total, rtf=f"{rtf:.0f}x real time")
+
+            result = render_package(loaded, out, options, progress, graph=graph)
+    else:
+        result = render_package(loaded, out, options, graph=graph)
+    seconds = time.perf_counter() - started
+    rtf = (graph.length_samples / graph.sample_rate) / seconds if seconds > 0 else float("inf")
+    return result, seconds, rtf
+
+
+def _summary(result: Any, seconds: float, rtf: float) -> None:
+    manifest = result.manifest
+    typer.echo(
+        f"rendered {manifest['length_seconds']:.2f} s in {seconds:.2f} s "
+        f"({rtf:.0f}x real time): {len(manifest['files'])} files → {result.out_dir}"
+    )
+    for entry in manifest["files"]:
+        peak = entry["peak_dbfs"]
+        peak_text = "  silent" if peak is None else f"{peak:8.2f} dBFS"
+        clipped = f"  {entry['clipped_samples']} clipped" if entry["clipped_samples"] else ""
+        typer.echo(f"  {entry['path']:<40} {peak_text}{clipped}")
+
+
+@app.command()
+@handled
+def render(
+    session: Annotated[Path, typer.Argument(help="Session file (YAML).")],
+    output: Annotated[Path, typer.Option("-o", "--output", help="Package folder to write.")],
+    bit_depth: Annotated[
+        BitDepthChoice, typer.Option("--bit-depth", help="16, 24, 32 (integer) or 32f (float).")
+    ] = BitDepthChoice.b24,
+    dither: Annotated[
+        DitherChoice, typer.Option(help="auto: TPDF when writing 16-bit; none; tpdf.")
+    ] = DitherChoice.auto,
+    premaster: Annotated[
+        PremasterChoice,
+        typer.Option(help="Write premaster.wav (the master input): auto = when the master "
+        "bus processes."),
+    ] = PremasterChoice.auto,
+    force: Annotated[bool, typer.Option("--force", help="Replace an existing OUTPUT.")] = False,
+    block_size: Annotated[
+        int, typer.Option("--block-size", help="Render block in samples (speed only).")
+    ] = 8192,
+    allow_plugins: Annotated[
+        bool,
+        typer.Option("--allow-plugins", help="Allow the session to host VST3/AU plug-ins "
+        "(native code)."),
+    ] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Only errors.")] = False,
+) -> None:
+    """Render the mix and every stem of SESSION in one pass into the folder OUTPUT."""
+    from stemprint.export.package import RenderOptions
+    from stemprint.model.load import load_session
+
+    loaded = load_session(session)
+    options = RenderOptions(
+        bit_depth=bit_depth.value,  # type: ignore[arg-type]
+        dither=dither.value,  # type: ignore[arg-type]
+        block_size=block_size,
+        force=force,
+        allow_plugins=allow_plugins,
+        premaster=premaster.value,
+    )
+    result, seconds, rtf = _render_with_progress(loaded, output, options, quiet)
+    if not quiet:
+        _summary(result, seconds, rtf)
+
+
+@app.command()
+@handled
+def validate(
+    session: Annotated[Path, typer.Argument(help="Session file (YAML).")],
+    allow_plugins: Annotated[bool, typer.Option("--allow-plugins")] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q")] = False,
+) -> None:
+    """Check SESSION (fields, routing, audio files, inserts) without rendering."""
+    from stemprint.graph.compile import compile_session
+    from stemprint.model.load import load_session
+
+    loaded = load_session(session)
+    graph = compile_session(loaded, allow_plugins=allow_plugins)
+    _print_warnings(graph.warnings, quiet)
+    if not quiet:
+        rate = graph.sample_rate
+        typer.echo(
+            f"{session}: valid. {len(loaded.session.tracks)} tracks, "
+            f"{len(loaded.session.buses)} buses, {len(graph.stems)} stems "
+            f"({', '.join(s.name for s in graph.stems)}), "
+            f"{graph.length_samples} samples ({graph.length_samples / rate:.3f} s at {rate} Hz)"
+        )
+
+
+@app.command()
+@handled
+def demo(
+    output: Annotated[
+        Path, typer.Option("-o", "--output", help="Folder for the demo session and its render.")
+    ] = Path("stemprint-demo"),
+    quiet: Annotated[bool, typer.Option("--quiet", "-q")] = False,
+) -> None:
+    """Synthesize the bundled demo song, write its session and render it (OUTPUT/package)."""
+    from stemprint.demo import write_demo_session
+    from stemprint.errors import InputError
+    from stemprint.export.package import RenderOptions
+    from stemprint.model.load import load_session
+
+    marker = output / ".stemprint-demo"
+    if output.exists() and any(output.iterdir()) and not marker.exists():
+        raise InputError(
+            f"{output} exists and is not a stemprint demo folder",
+            field="-o/--output",
+            fix="choose an empty or new folder",
+        )
+    output.mkdir(parents=True, exist_ok=True)
+    marker.write_text("made by `stemprint demo`; safe to delete\n", "utf-8")
+    session_path = write_demo_session(output)
+    loaded = load_session(session_path)
+    result, seconds, rtf = _render_with_progress(
+        loaded, output / "package", RenderOptions(force=True), quiet
+    )
+    if not quiet:
+        typer.echo(f"demo session: {session_path}")
+        _summary(result, seconds, rtf)
+
+
+@app.command()
+@handled
+def schema(
+    output: Annotated[
+        Path | None, typer.Option("-o", "--output", help="Write to a file instead of stdout.")
+    ] = None,
+) -> None:
+    """Print the JSON Schema of the session format (for editors: validation and completion)."""
+    import json
+
+    from stemprint.model.schema import session_json_schema
+
+    text = json.dumps(session_json_schema(), indent=2) + "\n"
+    if output is None:
+        sys.stdout.write(text)
+    else:
+        output.write_text(text, encoding="utf-8")
+
+
+def main() -> None:
+    """Console-script entry point."""
+    app()
+
+
+if __name__ == "__main__":
+    main()

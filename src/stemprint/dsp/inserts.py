@@ -1,0 +1,399 @@
+"""Insert processors: build pedalboard plug-ins from session data and stream them exactly.
+
+Pedalboard plug-ins are named by their class in snake_case (``HighpassFilter`` →
+``highpass_filter``) and take the class's keyword arguments. External VST3 / Audio Unit plug-ins
+are hosted only when the caller opts in (``allow_plugins``): a session from a stranger must never
+run native code by default.
+
+Streaming exactness (measured, see ``shared/reference/libraries.md``): pedalboard's zero-latency
+built-ins give bit-identical output for any call size when called with ``reset=False``; latent
+plug-ins (PitchShift, Resample, the codecs, BrickwallLimiter's lookahead, Convolution, hosted
+plug-ins) hold samples back by an amount that depends on the call size. :class:`InsertChain`
+therefore runs the first kind directly on every render block and feeds the second kind in fixed
+chunks of :data:`CHUNK_SAMPLES`, whatever the render block size, and reports the resulting fixed
+delay as its latency so the graph can compensate it. Either way the output is identical for
+every render block size.
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from stemprint.errors import InputError, RenderError
+
+CHUNK_SAMPLES = 4096
+"""Fixed call size for latent plug-ins, independent of the render block size."""
+
+#: Built-ins measured to have no latency and call-size-independent output.
+BLOCK_EXACT_TYPES = frozenset(
+    {
+        "bitcrush",
+        "chorus",
+        "clipping",
+        "compressor",
+        "delay",
+        "distortion",
+        "gain",
+        "high_shelf_filter",
+        "highpass_filter",
+        "invert",
+        "ladder_filter",
+        "limiter",
+        "low_shelf_filter",
+        "lowpass_filter",
+        "noise_gate",
+        "peak_filter",
+        "phaser",
+        "reverb",
+    }
+)
+
+EXTERNAL_TYPES = ("vst3", "audio_unit")
+_CONTAINERS = {"Plugin", "PluginContainer", "Pedalboard", "Chain", "Mix", "ExternalPlugin"}
+_EXTERNAL_CLASSES = {"VST3Plugin", "AudioUnitPlugin"}
+
+
+def snake_case(name: str) -> str:
+    """``HighpassFilter`` → ``highpass_filter``; ``GSMFullRateCompressor`` → ``gsm_full_rate_…``."""
+    name = re.sub(r"([A-Z]+)([A-Z][a-z])", r"\1_\2", name)
+    name = re.sub(r"([a-z0-9])([A-Z])", r"\1_\2", name)
+    return name.lower()
+
+
+@cache
+def builtin_types() -> dict[str, type]:
+    """Every hostable pedalboard built-in, by snake_case name."""
+    import pedalboard
+
+    found: dict[str, type] = {}
+    for attr in dir(pedalboard):
+        cls = getattr(pedalboard, attr)
+        if (
+            isinstance(cls, type)
+            and issubclass(cls, pedalboard.Plugin)
+            and attr not in _CONTAINERS
+            and attr not in _EXTERNAL_CLASSES
+            and not attr.startswith("_")
+        ):
+            found[snake_case(attr)] = cls
+    return dict(sorted(found.items()))
+
+
+@cache
+def builtin_parameters(type_name: str) -> dict[str, Any]:
+    """Keyword arguments of a built-in and their defaults (``None`` where required or unknown).
+
+    pedalboard's classes are native and have no ``inspect`` signature; their ``__init__``
+    docstring carries it (``__init__(self: …, threshold_db: float = 0, ratio: float = 1)``).
+    """
+    cls = builtin_types()[type_name]
+    doc = (cls.__init__.__doc__ or "").split("\n", 1)[0]
+    match = re.search(r"\((.*)\)", doc)
+    params: dict[str, Any] = {}
+    if not match:
+        return params
+    depth = 0
+    part = ""
+    parts = []
+    for ch in match.group(1):
+        if ch in "[(":
+            depth += 1
+        elif ch in "])":
+            depth -= 1
+        if ch == "," and depth == 0:
+            parts.append(part)
+            part = ""
+        else:
+            part += ch
+    parts.append(part)
+    for raw in parts:
+        raw = raw.strip()
+        if not raw or raw.startswith("self"):
+            continue
+        name = raw.split(":", 1)[0].split("=", 1)[0].strip()
+        default: Any = None
+        if "=" in raw:
+            text = raw.split("=", 1)[1].strip()
+            try:
+                default = float(text) if "." in text or text.lstrip("-").isdigit() else text
+            except ValueError:
+                default = text
+        params[name] = default
+    return params
+
+
+# Parameters whose value is a file path, resolved relative to the session folder.
+_PATH_PARAMETERS = {"impulse_response_filename"}
+
+
+@dataclass(frozen=True)
+class InsertSpec:
+    """A validated insert, ready to build.
+
+    Attributes
+    ----------
+    type
+        snake_case type name (``compressor``) or ``vst3`` / ``audio_unit``.
+    params
+        Keyword arguments (built-ins) or parameter values (external plug-ins); paths resolved.
+    where
+        Human description for messages: ``track 'Snare' insert 1 (compressor)``.
+    """
+
+    type: str
+    params: dict[str, Any]
+    where: str
+
+    @property
+    def block_exact(self) -> bool:
+        """True if this processor streams with no latency and call-size-independent output."""
+        return self.type in BLOCK_EXACT_TYPES
+
+    def describe(self) -> str:
+        """``compressor(threshold_db=-18, ratio=3)`` for manifests and READMEs."""
+        args = ", ".join(f"{k}={_short(v)}" for k, v in self.params.items())
+        return f"{self.type}({args})"
+
+    def build(self) -> Any:
+        """Instantiate the pedalboard plug-in."""
+        import pedalboard
+
+        if self.type in EXTERNAL_TYPES:
+            params = dict(self.params)
+            path = params.pop("path")
+            try:
+                plugin = pedalboard.load_plugin(str(path))
+            except Exception as exc:  # noqa: BLE001 - native loader raises many types
+                raise InputError(
+                    f"cannot load plug-in {path}: {exc}",
+                    field=self.where,
+                    fix="check the path and that the plug-in is installed for this platform",
+                ) from None
+            for key, value in params.items():
+                try:
+                    setattr(plugin, key, value)
+                except Exception as exc:  # noqa: BLE001
+                    raise InputError(
+                        f"plug-in parameter {key!r}: {exc}",
+                        field=self.where,
+                        fix=f"valid parameters: {', '.join(sorted(plugin.parameters))}",
+                    ) from None
+            return plugin
+        cls = builtin_types()[self.type]
+        try:
+            return cls(**self.params)
+        except (TypeError, ValueError, RuntimeError) as exc:
+            raise InputError(
+                f"invalid parameters for {self.type}: {exc}",
+                field=self.where,
+                fix="valid parameters: "
+                + ", ".join(f"{k}={v}" for k, v in builtin_parameters(self.type).items()),
+            ) from None
+
+
+def _short(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:g}"
+    if isinstance(value, Path):
+        return value.name
+    return str(value)
+
+
+def validate_insert(
+    type_name: str,
+    params: dict[str, Any],
+    where: str,
+    base_dir: Path,
+    allow_plugins: bool,
+) -> InsertSpec:
+    """Check an insert's type and parameters against pedalboard and return a buildable spec.
+
+    Raises
+    ------
+    InputError
+        Unknown type (with the valid choices), unknown parameter (with the valid ones), a value
+        pedalboard rejects, an external plug-in without ``allow_plugins``, a missing file.
+    """
+    if type_name in EXTERNAL_TYPES:
+        if not allow_plugins:
+            raise InputError(
+                f"{type_name} plug-ins run native code and are off by default",
+                field=where,
+                fix="pass --allow-plugins if you trust this session and its plug-ins",
+            )
+        if "path" not in params:
+            raise InputError(
+                f"{type_name} insert needs `path:`",
+                field=where,
+                fix="give the plug-in file",
+            )
+        path = (base_dir / str(params["path"])).expanduser()
+        if not path.exists():
+            raise InputError(
+                f"plug-in not found: {path}", field=where, fix="check the path"
+            )
+        spec = InsertSpec(type_name, {**params, "path": path}, where)
+        spec.build()
+        return spec
+    types = builtin_types()
+    if type_name not in types:
+        close = difflib.get_close_matches(type_name, list(types) + list(EXTERNAL_TYPES), n=1)
+        hint = f"did you mean {close[0]!r}? " if close else ""
+        raise InputError(
+            f"unknown insert type {type_name!r}",
+            field=where,
+            fix=hint + "valid types: " + ", ".join(list(types) + list(EXTERNAL_TYPES)),
+        )
+    valid = builtin_parameters(type_name)
+    resolved: dict[str, Any] = {}
+    for key, value in params.items():
+        if key not in valid:
+            close = difflib.get_close_matches(key, list(valid), n=1)
+            hint = f"did you mean {close[0]!r}? " if close else ""
+            raise InputError(
+                f"unknown parameter {key!r} for {type_name}",
+                field=where,
+                fix=hint + "valid parameters: " + (", ".join(valid) or "none"),
+            )
+        if key in _PATH_PARAMETERS:
+            path = base_dir / str(value)
+            if not path.is_file():
+                raise InputError(
+                    f"{key} file not found: {path}", field=where, fix="check the path"
+                )
+            value = str(path)
+        resolved[key] = value
+    spec = InsertSpec(type_name, resolved, where)
+    spec.build()  # pedalboard checks the values (ranges, types)
+    return spec
+
+
+class _Fifo:
+    """A growable ``(channels, samples)`` float buffer with pop from the front."""
+
+    def __init__(self, channels: int, dtype: Any) -> None:
+        self._data = np.zeros((channels, 0), dtype=dtype)
+
+    def __len__(self) -> int:
+        return int(self._data.shape[1])
+
+    def push(self, block: np.ndarray) -> None:
+        self._data = np.concatenate([self._data, block], axis=1) if len(self) else block
+
+    def pop(self, n: int) -> np.ndarray:
+        out, self._data = self._data[:, :n], self._data[:, n:]
+        return out
+
+
+class InsertChain:
+    """An ordered chain of inserts on one route, streamed block by block.
+
+    Parameters
+    ----------
+    specs
+        The validated inserts, in processing order.
+    sample_rate
+        Render sample rate in Hz.
+    channels
+        Channel count of the input (1 or 2).
+
+    Attributes
+    ----------
+    latency_samples
+        Fixed delay of the output relative to the input, in samples. Zero when every insert is
+        block-exact; otherwise ``CHUNK_SAMPLES`` plus the plug-ins' own hold-back, measured by
+        probing the chain with silence.
+    output_channels
+        Channel count the chain produces (a hosted plug-in may turn mono into stereo).
+    """
+
+    def __init__(self, specs: Sequence[InsertSpec], sample_rate: int, channels: int) -> None:
+        import pedalboard
+
+        self.specs = list(specs)
+        self.sample_rate = sample_rate
+        self.channels = channels
+        self._board = pedalboard.Pedalboard([s.build() for s in self.specs])
+        self.chunked = not all(s.block_exact for s in self.specs)
+        self._process: Callable[[np.ndarray], np.ndarray]
+        if self.chunked:
+            self.output_channels, holdback = self._probe_holdback()
+            self.latency_samples = CHUNK_SAMPLES + holdback
+            self._in = _Fifo(channels, np.float32)
+            self._out = _Fifo(self.output_channels, np.float32)
+            self._out.push(np.zeros((self.output_channels, self.latency_samples), np.float32))
+            self._process = self._process_chunked
+        else:
+            probe = self._board(np.zeros((channels, 64), np.float32), sample_rate, reset=True)
+            self._board.reset()
+            self.output_channels = int(probe.shape[0])
+            self.latency_samples = 0
+            self._process = self._process_direct
+
+    def _probe_holdback(self) -> tuple[int, int]:
+        """Feed silence in fixed chunks and measure how many samples the chain holds back."""
+        fed = returned = 0
+        holdback = 0
+        channels_out = self.channels
+        silence = np.zeros((self.channels, CHUNK_SAMPLES), np.float32)
+        stable = 0
+        for _ in range(400):
+            out = self._board(silence, self.sample_rate, reset=False)
+            fed += CHUNK_SAMPLES
+            returned += out.shape[1]
+            if out.shape[1]:
+                channels_out = int(out.shape[0])
+            if fed - returned > holdback:
+                holdback, stable = fed - returned, 0
+            elif returned:
+                stable += 1
+                if stable >= 8:
+                    break
+        self._board.reset()
+        return channels_out, holdback
+
+    def process(self, block: np.ndarray) -> np.ndarray:
+        """Process one block.
+
+        Parameters
+        ----------
+        block
+            ``(channels, n)`` float64, ``n >= 16``.
+
+        Returns
+        -------
+        numpy.ndarray
+            ``(output_channels, n)`` float64: the chain's output delayed by ``latency_samples``.
+        """
+        return self._process(block).astype(np.float64)
+
+    def _process_direct(self, block: np.ndarray) -> np.ndarray:
+        out = self._board(block.astype(np.float32), self.sample_rate, reset=False)
+        if out.shape[1] != block.shape[1]:
+            raise RenderError(
+                f"{self.specs[0].where}: plug-in returned {out.shape[1]} samples for "
+                f"{block.shape[1]} (unexpected latency)"
+            )
+        return np.asarray(out)
+
+    def _process_chunked(self, block: np.ndarray) -> np.ndarray:
+        self._in.push(block.astype(np.float32))
+        while len(self._in) >= CHUNK_SAMPLES:
+            out = self._board(self._in.pop(CHUNK_SAMPLES), self.sample_rate, reset=False)
+            if out.shape[1]:
+                self._out.push(np.asarray(out))
+        n = block.shape[1]
+        if len(self._out) < n:
+            raise RenderError(
+                f"{self.specs[0].where}: plug-in latency changed while rendering "
+                f"(measured {self.latency_samples - CHUNK_SAMPLES} samples when probed)"
+            )
+        return self._out.pop(n)

@@ -1,0 +1,84 @@
+"""Channel-strip math: dB ↔ linear, the two pan laws, mono → stereo.
+
+The pan laws are fixed by the product contract (``shared/contract/README.md``):
+
+* a **mono** source pans with a constant-power law, gains ``cos θ`` (left) and ``sin θ`` (right),
+  ``θ = (pan + 1)·π/4``: −3.01 dB each side at centre, unity on the side it is panned hard to;
+* a **stereo** source pans as a **balance**: at ``pan = p > 0`` the left channel is scaled by
+  ``cos(p·π/2)``, at ``p < 0`` the right channel by ``cos(−p·π/2)``, the other side untouched.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+
+def db_to_linear(gain_db: float) -> float:
+    """Amplitude ratio of a gain in dB (``10 ** (gain_db / 20)``)."""
+    return float(10.0 ** (gain_db / 20.0))
+
+
+def linear_to_db(gain_linear: float, floor_db: float = -math.inf) -> float:
+    """Gain in dB of an amplitude ratio; ``floor_db`` for zero."""
+    if gain_linear <= 0:
+        return floor_db
+    return max(20.0 * math.log10(gain_linear), floor_db)
+
+
+def pan_gains(pan: float, channels: int) -> tuple[float, float]:
+    """Left and right gains of the contract's pan law for a ``channels``-channel source.
+
+    Parameters
+    ----------
+    pan
+        −1 (hard left) … +1 (hard right).
+    channels
+        1 (constant-power law) or 2 (balance law).
+
+    Returns
+    -------
+    tuple of float
+        ``(gain_left, gain_right)``, linear. For mono they scale the one channel into each side;
+        for stereo they scale the left and the right channel.
+    """
+    if channels == 1:
+        theta = (pan + 1.0) * math.pi / 4.0
+        return math.cos(theta), math.sin(theta)
+    if pan > 0:
+        return math.cos(pan * math.pi / 2.0), 1.0
+    if pan < 0:
+        return 1.0, math.cos(-pan * math.pi / 2.0)
+    return 1.0, 1.0
+
+
+def to_stereo(block: np.ndarray) -> np.ndarray:
+    """A mono block on both channels at unity; a stereo block unchanged.
+
+    Parameters
+    ----------
+    block
+        ``(1, n)`` or ``(2, n)``.
+
+    Returns
+    -------
+    numpy.ndarray
+        ``(2, n)``.
+    """
+    if block.shape[0] == 2:
+        return block
+    return np.repeat(block, 2, axis=0)
+
+
+def fader_pan(block: np.ndarray, gain_linear: float, pan: float) -> np.ndarray:
+    """Apply fader gain and pan; always returns a new ``(2, n)`` float64 block."""
+    left, right = pan_gains(pan, block.shape[0])
+    out = np.empty((2, block.shape[1]), dtype=np.float64)
+    if block.shape[0] == 1:
+        np.multiply(block[0], gain_linear * left, out=out[0])
+        np.multiply(block[0], gain_linear * right, out=out[1])
+    else:
+        np.multiply(block[0], gain_linear * left, out=out[0])
+        np.multiply(block[1], gain_linear * right, out=out[1])
+    return out

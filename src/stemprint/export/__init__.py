@@ -1,0 +1,1 @@
+"""stemprint.export."""

@@ -1,0 +1,361 @@
+"""Compile a session into a render graph: nodes in topological order, edges with latency
+compensation, and the taps that become output files.
+
+Vocabulary: the *session* has tracks, buses and the master; the *graph* has nodes (one per
+route, plus the master) and edges (an output or a send from one node into another).
+
+Latency compensation (plug-in delay compensation): each node's input is the sum of its edges;
+every edge is delayed so that all of them arrive with the latency of the latest one, and the
+node's output latency is that plus its insert chain's latency. Every output file is a tap with a
+known latency; the writer drops that many samples from the tap's start, so a transient at sample
+N of a source lands at sample N of every file it reaches.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Literal
+
+from stemprint.dsp.inserts import InsertSpec, validate_insert
+from stemprint.dsp.strip import db_to_linear
+from stemprint.errors import SessionError
+from stemprint.model.load import LoadedSession
+from stemprint.model.session import MASTER, Bus, Track
+from stemprint.render.sources import ClipPlan, plan_clips
+
+NodeKind = Literal["track", "bus", "master"]
+TapPoint = Literal["pre_fader", "post_fader"]
+
+
+@dataclass
+class Edge:
+    """Audio flowing from one node's tap into another node's input.
+
+    Attributes
+    ----------
+    source
+        Name of the sending node.
+    tap
+        ``post_fader`` (outputs and post-fader sends) or ``pre_fader`` (pre-fader sends).
+    gain_linear
+        Send level (1.0 for outputs).
+    kind
+        ``output`` or ``send``.
+    delay_samples
+        Compensation delay applied to this edge (set by :func:`compensate_latency`).
+    """
+
+    source: str
+    tap: TapPoint
+    gain_linear: float
+    kind: Literal["output", "send"]
+    delay_samples: int = 0
+
+
+@dataclass
+class Node:
+    """One route of the session in the render graph.
+
+    Attributes
+    ----------
+    name
+        Route name (``master`` for the master).
+    kind
+        ``track``, ``bus`` or ``master``.
+    audible
+        False when muted, or implicitly muted by another route's solo; an inaudible node
+        contributes nothing and is not processed.
+    inserts
+        Validated insert chain, in order.
+    gain_linear, pan
+        Fader and pan.
+    channels
+        Input channels (tracks: 1 if every clip is mono, else 2; buses: 2).
+    inputs
+        Edges summed at this node's input.
+    output
+        Name of the node this one outputs to (``None`` for the master).
+    clips
+        Clip plans (tracks only).
+    input_latency_samples, latency_samples
+        Latency at the input sum and at the output, relative to the timeline.
+    """
+
+    name: str
+    kind: NodeKind
+    audible: bool
+    inserts: list[InsertSpec]
+    gain_linear: float
+    pan: float
+    invert_polarity: bool
+    channels: int
+    output: str | None
+    inputs: list[Edge] = field(default_factory=list)
+    clips: list[ClipPlan] = field(default_factory=list)
+    chain_latency_samples: int = 0
+    input_latency_samples: int = 0
+    latency_samples: int = 0
+
+
+@dataclass
+class Stem:
+    """A default stem: the post-fader output of one route that outputs to the master."""
+
+    name: str
+    route: str
+    routes: list[str]
+    """Every route whose audio reaches this stem (the route and what feeds it)."""
+
+
+@dataclass
+class RenderGraph:
+    """The compiled session, ready for the streaming engine.
+
+    Attributes
+    ----------
+    nodes
+        Every node in processing (topological) order; the master last.
+    stems
+        The default stems, in session order.
+    length_samples
+        Output length: end of the last audible clip plus the tail.
+    warnings
+        Things the user should know (resampled files, silent routes).
+    """
+
+    sample_rate: int
+    nodes: list[Node]
+    stems: list[Stem]
+    length_samples: int
+    tail_samples: int
+    warnings: list[str]
+
+    @property
+    def by_name(self) -> dict[str, Node]:
+        """Nodes by name."""
+        return {n.name: n for n in self.nodes}
+
+    @property
+    def master(self) -> Node:
+        """The master node."""
+        return self.nodes[-1]
+
+
+def compile_session(loaded: LoadedSession, allow_plugins: bool = False) -> RenderGraph:
+    """Compile a validated session into a :class:`RenderGraph`.
+
+    Checks every audio file and insert, orders the graph (a routing cycle is an error that
+    prints it), resolves mute and solo, and sizes the render.
+
+    Raises
+    ------
+    SessionError, AudioFileError, InputError
+        With the file, field and fix.
+    """
+    session = loaded.session
+    plans, warnings = plan_clips(loaded)
+    routes: list[tuple[str, int, Track | Bus]] = [
+        ("tracks", i, t) for i, t in enumerate(session.tracks)
+    ] + [("buses", i, b) for i, b in enumerate(session.buses)]
+
+    nodes: dict[str, Node] = {}
+    for kind, index, route in routes:
+        specs = _inserts(loaded, (kind, index), route.name, route.inserts, allow_plugins)
+        clips = plans.get(route.name, []) if kind == "tracks" else []
+        channels = max((c.info.channels for c in clips), default=1) if kind == "tracks" else 2
+        nodes[route.name] = Node(
+            name=route.name,
+            kind="track" if kind == "tracks" else "bus",
+            audible=True,
+            inserts=specs,
+            gain_linear=db_to_linear(route.gain_db),
+            pan=route.pan,
+            invert_polarity=route.invert_polarity,
+            channels=channels,
+            output=route.output,
+            clips=clips,
+        )
+    master_specs = _inserts(loaded, ("master",), MASTER, session.master.inserts, allow_plugins)
+    nodes[MASTER] = Node(
+        name=MASTER,
+        kind="master",
+        audible=True,
+        inserts=master_specs,
+        gain_linear=db_to_linear(session.master.gain_db),
+        pan=0.0,
+        invert_polarity=False,
+        channels=2,
+        output=None,
+    )
+    for _kind, _index, route in routes:
+        nodes[route.output].inputs.append(Edge(route.name, "post_fader", 1.0, "output"))
+        for send in route.sends:
+            tap: TapPoint = "pre_fader" if send.pre_fader else "post_fader"
+            nodes[send.to].inputs.append(Edge(route.name, tap, db_to_linear(send.level_db), "send"))
+
+    order = _topological_order(nodes, str(loaded.path))
+    _resolve_mute_solo(loaded, nodes)
+    ordered = [nodes[name] for name in order]
+
+    audible_clips = [c for n in ordered if n.kind == "track" and n.audible for c in n.clips]
+    rate = session.sample_rate
+    tail = round(session.tail_seconds * rate)
+    end = max((c.end_sample for c in audible_clips), default=0)
+    length = end + tail
+    if length <= 0:
+        raise SessionError(
+            "nothing to render: no audible clip and no tail",
+            file=str(loaded.path),
+            fix="add clips to an unmuted track, or set tail_seconds",
+        )
+    for node in ordered:
+        if node.kind == "track" and not node.clips:
+            warnings.append(f"track {node.name!r} has no clips: it renders silence")
+
+    stems = [
+        Stem(name=n.name, route=n.name, routes=_feeders(nodes, n.name))
+        for n in ordered
+        if n.output == MASTER
+    ]
+    # Keep the stems in session order (tracks then buses), as a person reads the session.
+    position = {name: i for i, name in enumerate(session.route_names())}
+    stems.sort(key=lambda s: position[s.route])
+    return RenderGraph(
+        sample_rate=rate,
+        nodes=ordered,
+        stems=stems,
+        length_samples=length,
+        tail_samples=tail,
+        warnings=warnings,
+    )
+
+
+def _inserts(
+    loaded: LoadedSession,
+    loc: tuple[str | int, ...],
+    route_name: str,
+    inserts: Iterable,  # type: ignore[type-arg]
+    allow_plugins: bool,
+) -> list[InsertSpec]:
+    specs = []
+    for i, insert in enumerate(inserts):
+        line = loaded.line_of((*loc, "inserts", i))
+        where = (
+            f"{loaded.path}:{line or '?'}: "
+            f"{'.'.join(str(p) if isinstance(p, str) else f'[{p}]' for p in loc)}"
+            f".inserts[{i}] ({route_name!r}, {insert.type})"
+        ).replace(".[", "[")
+        specs.append(
+            validate_insert(insert.type, insert.params, where, loaded.base_dir, allow_plugins)
+        )
+    return specs
+
+
+def _topological_order(nodes: dict[str, Node], file: str | None = None) -> list[str]:
+    """Depth-first order (sources first, master last); a cycle raises and prints its path."""
+    feeds: dict[str, list[str]] = {name: [] for name in nodes}
+    for name, node in nodes.items():
+        for edge in node.inputs:
+            feeds[edge.source].append(name)
+    state: dict[str, int] = {}  # 1 visiting, 2 done
+    order: list[str] = []
+    stack_path: list[str] = []
+
+    def visit(name: str) -> None:
+        if state.get(name) == 2:
+            return
+        if state.get(name) == 1:
+            cycle = stack_path[stack_path.index(name) :] + [name]
+            raise SessionError(
+                "routing cycle: " + " → ".join(cycle),
+                file=file,
+                field="buses",
+                fix="a bus cannot feed, directly or through sends, a bus that feeds it; "
+                "break the cycle by changing an `output` or removing a send",
+            )
+        state[name] = 1
+        stack_path.append(name)
+        for downstream in feeds[name]:
+            visit(downstream)
+        stack_path.pop()
+        state[name] = 2
+        order.append(name)
+
+    for name in nodes:
+        visit(name)
+    order.reverse()
+    # The master has no outputs, so it can land anywhere among the sinks: put it last.
+    order.remove(MASTER)
+    order.append(MASTER)
+    return order
+
+
+def _feeders(nodes: dict[str, Node], name: str) -> list[str]:
+    """``name`` and every route whose audio reaches it (through outputs or sends)."""
+    seen: list[str] = []
+    todo = [name]
+    while todo:
+        current = todo.pop()
+        if current in seen:
+            continue
+        seen.append(current)
+        todo.extend(e.source for e in nodes[current].inputs)
+    return seen
+
+
+def _downstream(nodes: dict[str, Node], name: str) -> set[str]:
+    out: set[str] = set()
+    todo = [name]
+    while todo:
+        current = todo.pop()
+        for other in nodes.values():
+            if other.name not in out and any(e.source == current for e in other.inputs):
+                out.add(other.name)
+                todo.append(other.name)
+    return out
+
+
+def _resolve_mute_solo(loaded: LoadedSession, nodes: dict[str, Node]) -> None:
+    """Apply mute and solo-in-place.
+
+    Solo follows Ardour's solo-in-place: when any route is soloed, every route that is neither
+    soloed, nor fed by a soloed route (its group bus, its reverb return), nor feeding a soloed
+    route (the tracks of a soloed bus) is implicitly muted. An explicit mute always wins. A muted
+    route mutes its outputs and all its sends, pre-fader ones included.
+    """
+    session = loaded.session
+    strips = {r.name: r for r in [*session.tracks, *session.buses]}
+    soloed = [name for name, r in strips.items() if r.solo]
+    keep: set[str] | None = None
+    if soloed:
+        keep = set(soloed)
+        for name in soloed:
+            keep |= _downstream(nodes, name)
+            keep |= set(_feeders(nodes, name))
+    for name, route in strips.items():
+        node = nodes[name]
+        node.audible = not route.mute and (keep is None or name in keep)
+
+
+def compensate_latency(graph: RenderGraph, chain_latency: dict[str, int]) -> None:
+    """Set edge delays and node latencies from each node's insert-chain latency.
+
+    Parameters
+    ----------
+    graph
+        The compiled graph (modified in place).
+    chain_latency
+        Latency in samples of each node's insert chain, by node name.
+    """
+    by_name = graph.by_name
+    for node in graph.nodes:
+        node.chain_latency_samples = chain_latency.get(node.name, 0)
+        live = [e for e in node.inputs if by_name[e.source].audible]
+        arrival = max((by_name[e.source].latency_samples for e in live), default=0)
+        node.input_latency_samples = arrival
+        for edge in node.inputs:
+            edge.delay_samples = arrival - by_name[edge.source].latency_samples
+            if edge.delay_samples < 0:  # an inaudible source: its (silent) edge is dropped
+                edge.delay_samples = 0
+        node.latency_samples = arrival + node.chain_latency_samples

@@ -1,0 +1,256 @@
+"""Load a session file: safe YAML → validated :class:`Session`, with errors that name the line.
+
+YAML is parsed with ``yaml.SafeLoader`` only: a session file is data and can never construct
+Python objects or run code. Errors name the file, the line, the field and the fix.
+"""
+
+from __future__ import annotations
+
+import difflib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import ValidationError
+
+from stemprint.errors import SessionError
+from stemprint.model.session import MASTER, Session
+
+Location = tuple[str | int, ...]
+
+
+@dataclass(frozen=True)
+class LoadedSession:
+    """A validated session and where it came from.
+
+    Attributes
+    ----------
+    session
+        The validated model.
+    path
+        The session file; clip paths are relative to its folder.
+    lines
+        1-based line of each field's value, by location path, for error messages.
+    """
+
+    session: Session
+    path: Path
+    lines: dict[Location, int]
+
+    @property
+    def base_dir(self) -> Path:
+        """The folder that clip paths are relative to."""
+        return self.path.parent
+
+    def line_of(self, location: Location) -> int | None:
+        """Line of the deepest known ancestor of ``location``."""
+        loc = tuple(location)
+        while loc:
+            if loc in self.lines:
+                return self.lines[loc]
+            loc = loc[:-1]
+        return None
+
+    def error(self, message: str, location: Location, fix: str | None = None) -> SessionError:
+        """A :class:`SessionError` pointing at ``location`` inside this session file."""
+        return SessionError(
+            message,
+            file=str(self.path),
+            field=format_location(location),
+            line=self.line_of(location),
+            fix=fix,
+        )
+
+
+def format_location(location: Location) -> str:
+    """``('tracks', 1, 'clips', 0, 'file')`` → ``tracks[1].clips[0].file``."""
+    text = ""
+    for part in location:
+        if isinstance(part, int):
+            text += f"[{part}]"
+        else:
+            text += ("." if text else "") + str(part)
+    return text
+
+
+def _line_map(node: yaml.Node, location: Location, out: dict[Location, int]) -> None:
+    out[location] = node.start_mark.line + 1
+    if isinstance(node, yaml.MappingNode):
+        for key_node, value_node in node.value:
+            key = key_node.value if isinstance(key_node, yaml.ScalarNode) else str(key_node)
+            _line_map(value_node, (*location, key), out)
+    elif isinstance(node, yaml.SequenceNode):
+        for index, item in enumerate(node.value):
+            _line_map(item, (*location, index), out)
+
+
+def parse_session_text(text: str, path: Path) -> LoadedSession:
+    """Parse and validate session YAML ``text``; ``path`` is used for messages and clip paths."""
+    try:
+        data = yaml.safe_load(text)
+        root = yaml.compose(text, Loader=yaml.SafeLoader)
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        raise SessionError(
+            f"YAML syntax error: {exc.problem or exc}"
+            + (f" ({exc.context})" if exc.context else ""),
+            file=str(path),
+            line=mark.line + 1 if mark else None,
+            fix="fix the YAML syntax at that line (indentation, a missing colon or quote)",
+        ) from None
+    except yaml.YAMLError as exc:
+        raise SessionError(f"YAML error: {exc}", file=str(path)) from None
+    if not isinstance(data, dict):
+        raise SessionError(
+            "a session file must be a YAML mapping with `stemprint: 1`, `tracks:` and so on",
+            file=str(path),
+            fix="start from shared/contract/session-example.yaml or `stemprint demo`",
+        )
+    lines: dict[Location, int] = {}
+    if root is not None:
+        _line_map(root, (), lines)
+    try:
+        session = Session.model_validate(data)
+    except ValidationError as exc:
+        raise _from_validation_error(exc, path, lines) from None
+    loaded = LoadedSession(session=session, path=path, lines=lines)
+    check_references(loaded)
+    return loaded
+
+
+def load_session(path: str | Path) -> LoadedSession:
+    """Read, parse and validate a session file.
+
+    Raises
+    ------
+    SessionError
+        The file is missing, unreadable, not YAML, or not a valid session; the message names the
+        file, the line and the field.
+    """
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise SessionError(
+            "session file not found", file=str(path), fix="check the path"
+        ) from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise SessionError(f"cannot read session file: {exc}", file=str(path)) from None
+    return parse_session_text(text, path)
+
+
+def _from_validation_error(
+    exc: ValidationError, path: Path, lines: dict[Location, int]
+) -> SessionError:
+    messages = []
+    first_line = None
+    first_field = None
+    for err in exc.errors():
+        loc = tuple(p for p in err["loc"] if not (isinstance(p, str) and p.startswith("function-")))
+        where = format_location(loc)
+        line = None
+        probe = loc
+        while probe:
+            if probe in lines:
+                line = lines[probe]
+                break
+            probe = probe[:-1]
+        msg = err["msg"]
+        if msg.startswith("Value error, "):
+            msg = msg[len("Value error, ") :]
+        if err["type"] == "extra_forbidden":
+            key = str(loc[-1]) if loc else ""
+            msg = f"unknown field {key!r}"
+            model_fields = _fields_at(loc[:-1])
+            close = difflib.get_close_matches(key, model_fields, n=1)
+            if close:
+                msg += f"; did you mean {close[0]!r}?"
+            elif model_fields:
+                msg += f"; valid fields: {', '.join(sorted(model_fields))}"
+        elif err["type"] == "missing":
+            msg = "required field is missing"
+        if first_line is None:
+            first_line, first_field = line, where
+        prefix = f"line {line}: " if line else ""
+        messages.append(f"{prefix}{where}: {msg}" if where else f"{prefix}{msg}")
+    if len(messages) == 1:
+        text = messages[0].split(": ", 2)[-1] if first_field else messages[0]
+        return SessionError(
+            text,
+            file=str(path),
+            field=first_field or None,
+            line=first_line,
+            fix="see `stemprint schema` for every field and its type",
+        )
+    return SessionError(
+        f"{len(messages)} problems:\n    " + "\n    ".join(messages),
+        file=str(path),
+        fix="see `stemprint schema` for every field and its type",
+    )
+
+
+def _fields_at(location: Location) -> list[str]:
+    """Field names of the model at a location, for 'did you mean' hints."""
+    from stemprint.model.session import Bus, Clip, Master, Send, Track
+
+    names = [p for p in location if isinstance(p, str)]
+    model: Any = Session
+    mapping = {
+        "tracks": Track,
+        "buses": Bus,
+        "clips": Clip,
+        "sends": Send,
+        "master": Master,
+    }
+    for name in names:
+        model = mapping.get(name, model)
+    return list(model.model_fields)
+
+
+def check_references(loaded: LoadedSession) -> None:
+    """Check that every ``output`` and send target names an existing bus.
+
+    Routing cycles are found when the render graph is compiled (``graph.compile``), which prints
+    the cycle.
+    """
+    session = loaded.session
+    buses = [b.name for b in session.buses]
+    for kind, routes in (("tracks", session.tracks), ("buses", session.buses)):
+        for index, route in enumerate(routes):
+            if route.output != MASTER and route.output not in buses:
+                raise loaded.error(
+                    f"{route.name!r} outputs to unknown bus {route.output!r}",
+                    (kind, index, "output"),
+                    fix=_bus_fix(route.output, buses),
+                )
+            if kind == "buses" and route.output == route.name:
+                raise loaded.error(
+                    f"bus {route.name!r} outputs to itself (routing cycle "
+                    f"{route.name} → {route.name})",
+                    (kind, index, "output"),
+                    fix='route it to another bus or to "master"',
+                )
+            for send_index, send in enumerate(route.sends):
+                if send.to not in buses:
+                    raise loaded.error(
+                        f"{route.name!r} sends to unknown bus {send.to!r}",
+                        (kind, index, "sends", send_index, "to"),
+                        fix=_bus_fix(send.to, buses, master_ok=False),
+                    )
+                if send.to == route.name:
+                    raise loaded.error(
+                        f"bus {route.name!r} sends to itself (routing cycle "
+                        f"{route.name} → {route.name})",
+                        (kind, index, "sends", send_index, "to"),
+                        fix="send to another bus",
+                    )
+
+
+def _bus_fix(name: str, buses: list[str], master_ok: bool = True) -> str:
+    close = difflib.get_close_matches(name, buses, n=1)
+    if close:
+        return f"did you mean {close[0]!r}? Bus names are case-sensitive"
+    choices = ", ".join(repr(b) for b in buses) or "none defined"
+    tail = ' or "master"' if master_ok else ""
+    return f"add a bus named {name!r} under `buses:`, or use one of: {choices}{tail}"

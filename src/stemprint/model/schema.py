@@ -1,0 +1,60 @@
+"""JSON Schema of the session format, generated from the model and from pedalboard.
+
+The model gives the structure; the insert definitions are generated from pedalboard's classes
+(type names and their keyword arguments), so editors can complete insert parameters too.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from stemprint.model.session import Session
+
+
+def _insert_schemas() -> list[dict[str, Any]]:
+    from stemprint.dsp.inserts import EXTERNAL_TYPES, builtin_parameters, builtin_types
+
+    variants: list[dict[str, Any]] = []
+    for type_name in builtin_types():
+        properties: dict[str, Any] = {"type": {"const": type_name}}
+        for name, default in builtin_parameters(type_name).items():
+            prop: dict[str, Any] = {}
+            if isinstance(default, float):
+                prop = {"type": "number", "default": default}
+            properties[name] = prop
+        variants.append(
+            {
+                "type": "object",
+                "title": type_name,
+                "properties": properties,
+                "required": ["type"],
+                "additionalProperties": False,
+            }
+        )
+    for type_name in EXTERNAL_TYPES:
+        variants.append(
+            {
+                "type": "object",
+                "title": type_name,
+                "description": "External plug-in; rendering needs --allow-plugins.",
+                "properties": {"type": {"const": type_name}, "path": {"type": "string"}},
+                "required": ["type", "path"],
+                "additionalProperties": True,
+            }
+        )
+    return variants
+
+
+def session_json_schema() -> dict[str, Any]:
+    """The JSON Schema (draft 2020-12) of a session file, format version 1."""
+    schema = Session.model_json_schema()
+    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    schema["title"] = "stemprint session (format version 1)"
+    defs = schema.get("$defs", {})
+    if "Insert" in defs:
+        defs["Insert"] = {
+            "title": "Insert",
+            "description": defs["Insert"].get("description", ""),
+            "oneOf": _insert_schemas(),
+        }
+    return schema

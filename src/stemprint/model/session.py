@@ -1,0 +1,195 @@
+"""The session data model (format version 1): tracks, clips, buses, the master.
+
+A session is data only: loading it never runs code. Every name here carries its unit
+(``gain_db``, ``start_seconds``); the contract in ``shared/contract/README.md`` fixes the pan laws,
+send tap points and stem semantics that the engines implement.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+MASTER = "master"
+"""The reserved route name of the master bus, used in ``output`` fields."""
+
+
+def _finite_non_negative(value: float | None, what: str) -> float | None:
+    if value is None:
+        return value
+    if not math.isfinite(value):
+        raise ValueError(f"{what} must be a finite number, got {value}")
+    if value < 0:
+        raise ValueError(f"{what} must be zero or positive, got {value}")
+    return value
+
+
+def _finite(value: float, what: str) -> float:
+    if not math.isfinite(value):
+        raise ValueError(f"{what} must be a finite number, got {value}")
+    return value
+
+
+class _Model(BaseModel):
+    # Unknown keys are errors, so a typo (`gian_db`) never silently renders the wrong mix.
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Clip(_Model):
+    """A region of an audio file placed on the timeline of a track."""
+
+    file: str = Field(description="Path of the audio file, relative to the session file.")
+    start_seconds: float = Field(0.0, description="Timeline position of the clip's first sample.")
+    offset_seconds: float = Field(0.0, description="Where inside the file the clip starts.")
+    duration_seconds: float | None = Field(
+        None, description="Length of the clip; default: the rest of the file after the offset."
+    )
+    gain_db: float = Field(0.0, description="Clip gain in dB.")
+    fade_in_seconds: float = Field(0.0, description="Linear fade-in length at the clip start.")
+    fade_out_seconds: float = Field(0.0, description="Linear fade-out length at the clip end.")
+
+    @field_validator(
+        "start_seconds", "offset_seconds", "fade_in_seconds", "fade_out_seconds", mode="after"
+    )
+    @classmethod
+    def _times(cls, value: float, info: Any) -> float:
+        _finite_non_negative(value, info.field_name)
+        return value
+
+    @field_validator("duration_seconds", mode="after")
+    @classmethod
+    def _duration(cls, value: float | None) -> float | None:
+        _finite_non_negative(value, "duration_seconds")
+        if value == 0:
+            raise ValueError("duration_seconds must be positive; remove the clip instead")
+        return value
+
+    @field_validator("gain_db", mode="after")
+    @classmethod
+    def _gain(cls, value: float) -> float:
+        return _finite(value, "gain_db")
+
+
+class Insert(BaseModel):
+    """One processor in a strip's insert chain.
+
+    ``type`` is a pedalboard plug-in class in snake_case (``highpass_filter``), its parameters the
+    class's keyword arguments (``cutoff_frequency_hz``). ``type: vst3`` / ``audio_unit`` hosts an
+    external plug-in from ``path`` (only with ``--allow-plugins``); its other keys set plug-in
+    parameters. Parameters are checked against pedalboard when the session is validated.
+    """
+
+    model_config = ConfigDict(extra="allow", frozen=True)
+
+    type: str = Field(description="Processor type: a pedalboard class in snake_case, or vst3.")
+
+    @property
+    def params(self) -> dict[str, Any]:
+        """The processor's parameters (every key but ``type``)."""
+        return dict(self.model_extra or {})
+
+
+class Send(_Model):
+    """An aux send from a strip to a bus (usually a return, e.g. a shared reverb)."""
+
+    to: str = Field(description="Name of the receiving bus.")
+    level_db: float = Field(0.0, description="Send level in dB.")
+    pre_fader: bool = Field(
+        False, description="Tap before fader and pan (true) or after them (false, default)."
+    )
+
+    @field_validator("level_db", mode="after")
+    @classmethod
+    def _level(cls, value: float) -> float:
+        return _finite(value, "level_db")
+
+
+class _Strip(_Model):
+    """What tracks and buses share: inserts, fader, pan, mute/solo, sends, output."""
+
+    name: str = Field(min_length=1, description="Unique route name.")
+    inserts: list[Insert] = Field(default_factory=list, description="Processed in order.")
+    gain_db: float = Field(0.0, description="Fader gain in dB.")
+    pan: float = Field(0.0, ge=-1.0, le=1.0, description="-1 (left) .. +1 (right).")
+    mute: bool = False
+    solo: bool = Field(False, description="Solo in place: the routes it feeds stay audible.")
+    invert_polarity: bool = Field(False, description="Flip the polarity before the inserts.")
+    sends: list[Send] = Field(default_factory=list)
+    output: str = Field(MASTER, description='A bus name, or "master" (the default).')
+
+    @field_validator("gain_db", "pan", mode="after")
+    @classmethod
+    def _finite_values(cls, value: float, info: Any) -> float:
+        return _finite(value, info.field_name)
+
+    @field_validator("name", mode="after")
+    @classmethod
+    def _name(cls, value: str) -> str:
+        if value.strip() != value:
+            raise ValueError(f"name {value!r} has leading or trailing spaces")
+        if value.lower() == MASTER:
+            raise ValueError('"master" is reserved for the master bus')
+        return value
+
+
+class Track(_Strip):
+    """A track: clips summed into a channel strip. Mono if all its sources are mono."""
+
+    clips: list[Clip] = Field(default_factory=list)
+
+
+class Bus(_Strip):
+    """A stereo bus: a group (tracks output to it) or a return (fed by sends)."""
+
+
+class Master(_Model):
+    """The master bus: the sum of every route that outputs to it, then inserts and gain."""
+
+    gain_db: float = Field(0.0, description="Master fader gain in dB.")
+    inserts: list[Insert] = Field(default_factory=list)
+
+    @field_validator("gain_db", mode="after")
+    @classmethod
+    def _gain(cls, value: float) -> float:
+        return _finite(value, "gain_db")
+
+
+class Session(_Model):
+    """A stemprint session, format version 1."""
+
+    stemprint: Literal[1] = Field(description="Format version; 1.")
+    name: str = Field("Untitled", description="Session name, used in the package README.")
+    sample_rate: int = Field(48000, gt=0, le=768000, description="Render sample rate in Hz.")
+    tail_seconds: float = Field(
+        3.0, description="Rendered after the last audible clip ends, for reverb and delay tails."
+    )
+    tracks: list[Track] = Field(default_factory=list)
+    buses: list[Bus] = Field(default_factory=list)
+    master: Master = Field(default_factory=Master)
+
+    @field_validator("tail_seconds", mode="after")
+    @classmethod
+    def _tail(cls, value: float) -> float:
+        _finite_non_negative(value, "tail_seconds")
+        return value
+
+    @model_validator(mode="after")
+    def _unique_names(self) -> Session:
+        seen: dict[str, str] = {}
+        for kind, routes in (("tracks", self.tracks), ("buses", self.buses)):
+            for index, route in enumerate(routes):
+                where = f"{kind}[{index}]"
+                if route.name in seen:
+                    raise ValueError(
+                        f"duplicate route name {route.name!r} at {where} "
+                        f"(already used at {seen[route.name]}); give every track and bus "
+                        "its own name"
+                    )
+                seen[route.name] = where
+        return self
+
+    def route_names(self) -> list[str]:
+        """Names of every track and bus, in file order."""
+        return [t.name for t in self.tracks] + [b.name for b in self.buses]

@@ -1,0 +1,1 @@
+"""stemprint.render."""

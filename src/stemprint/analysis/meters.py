@@ -191,14 +191,18 @@ def _interpolated_peak(x: Float64Array, running: float) -> float:
     mag = np.abs(x)
     running = max(running, float(mag[_TAPS - 1 :].max()))
     windows = x.shape[0] - (_TAPS - 1)
-    hot = np.flatnonzero(mag > running / _KERNEL_L1)
-    if hot.size == 0:
+    hot = mag > running / _KERNEL_L1
+    hot_count = int(np.count_nonzero(hot))
+    if hot_count == 0:
         return running
-    if hot.size * _TAPS * 4 >= windows:
+    if hot_count * _TAPS * 4 >= windows:
         y = sliding_window_view(x, _TAPS) @ _KERNEL
     else:
-        starts = (hot[:, None] - _TAP_OFFSETS).ravel()
-        starts = np.unique(starts[(starts >= 0) & (starts < windows)])
+        # a window is a candidate when any of its 12 samples is hot (dilate the mask)
+        candidate = hot[:windows].copy()
+        for k in range(1, _TAPS):
+            candidate |= hot[k : k + windows]
+        starts = np.flatnonzero(candidate)
         y = x[starts[:, None] + _TAP_OFFSETS] @ _KERNEL
     return max(running, float(y.max()), float(-y.min()))
 
@@ -252,6 +256,7 @@ class LevelMeter:
         if n == 0:
             return
         self._feed_loudness(block)
+        block = np.ascontiguousarray(block)  # row-wise work below runs on contiguous rows
         mag = np.abs(block)
         self._sample_peak = np.maximum(self._sample_peak, mag.max(axis=1))
         self._true_peak.process(block)

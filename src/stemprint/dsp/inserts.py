@@ -5,21 +5,21 @@ Pedalboard plug-ins are named by their class in snake_case (``HighpassFilter`` â
 are hosted only when the caller opts in (``allow_plugins``): a session from a stranger must never
 run native code by default.
 
-Streaming exactness (measured, see ``shared/reference/libraries.md``): pedalboard's zero-latency
-built-ins give bit-identical output for any call size when called with ``reset=False``; latent
-plug-ins (PitchShift, Resample, the codecs, BrickwallLimiter's lookahead, Convolution, hosted
-plug-ins) hold samples back by an amount that depends on the call size. :class:`InsertChain`
-therefore runs the first kind directly on every render block and feeds the second kind in fixed
-chunks of :data:`CHUNK_SAMPLES`, whatever the render block size, and reports the resulting fixed
-delay as its latency so the graph can compensate it. Either way the output is identical for
-every render block size.
+Streaming exactness (measured, see ``shared/reference/libraries.md``): pedalboard's output
+depends on where its calls begin and end. Latent plug-ins (PitchShift, Resample, the codecs,
+BrickwallLimiter's lookahead, hosted plug-ins) hold back an amount that depends on the call size;
+and even zero-latency JUCE filters flush tiny state values to zero at the end of every call
+(``snapToZero``), so a decaying tail differs by about 1e-8 between call sizes. :class:`InsertChain`
+therefore feeds every chain in fixed chunks of :data:`CHUNK_SAMPLES`, whatever the render block
+size, and reports the resulting fixed delay as its latency for the graph to compensate: the
+output is bit-identical for every render block size.
 """
 
 from __future__ import annotations
 
 import difflib
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
@@ -29,32 +29,8 @@ import numpy as np
 
 from stemprint.errors import InputError, RenderError
 
-CHUNK_SAMPLES = 4096
-"""Fixed call size for latent plug-ins, independent of the render block size."""
-
-#: Built-ins measured to have no latency and call-size-independent output.
-BLOCK_EXACT_TYPES = frozenset(
-    {
-        "bitcrush",
-        "chorus",
-        "clipping",
-        "compressor",
-        "delay",
-        "distortion",
-        "gain",
-        "high_shelf_filter",
-        "highpass_filter",
-        "invert",
-        "ladder_filter",
-        "limiter",
-        "low_shelf_filter",
-        "lowpass_filter",
-        "noise_gate",
-        "peak_filter",
-        "phaser",
-        "reverb",
-    }
-)
+CHUNK_SAMPLES = 2048
+"""Fixed call size for every plug-in chain, independent of the render block size."""
 
 EXTERNAL_TYPES = ("vst3", "audio_unit")
 _CONTAINERS = {"Plugin", "PluginContainer", "Pedalboard", "Chain", "Mix", "ExternalPlugin"}
@@ -151,11 +127,6 @@ class InsertSpec:
     type: str
     params: dict[str, Any]
     where: str
-
-    @property
-    def block_exact(self) -> bool:
-        """True if this processor streams with no latency and call-size-independent output."""
-        return self.type in BLOCK_EXACT_TYPES
 
     def describe(self) -> str:
         """``compressor(threshold_db=-18, ratio=3)`` for manifests and READMEs."""
@@ -308,9 +279,8 @@ class InsertChain:
     Attributes
     ----------
     latency_samples
-        Fixed delay of the output relative to the input, in samples. Zero when every insert is
-        block-exact; otherwise ``CHUNK_SAMPLES`` plus the plug-ins' own hold-back, measured by
-        probing the chain with silence.
+        Fixed delay of the output relative to the input, in samples: ``CHUNK_SAMPLES`` plus the
+        plug-ins' own hold-back (their latency), measured by probing the chain with silence.
     output_channels
         Channel count the chain produces (a hosted plug-in may turn mono into stereo).
     """
@@ -322,21 +292,11 @@ class InsertChain:
         self.sample_rate = sample_rate
         self.channels = channels
         self._board = pedalboard.Pedalboard([s.build() for s in self.specs])
-        self.chunked = not all(s.block_exact for s in self.specs)
-        self._process: Callable[[np.ndarray], np.ndarray]
-        if self.chunked:
-            self.output_channels, holdback = self._probe_holdback()
-            self.latency_samples = CHUNK_SAMPLES + holdback
-            self._in = _Fifo(channels, np.float32)
-            self._out = _Fifo(self.output_channels, np.float32)
-            self._out.push(np.zeros((self.output_channels, self.latency_samples), np.float32))
-            self._process = self._process_chunked
-        else:
-            probe = self._board(np.zeros((channels, 64), np.float32), sample_rate, reset=True)
-            self._board.reset()
-            self.output_channels = int(probe.shape[0])
-            self.latency_samples = 0
-            self._process = self._process_direct
+        self.output_channels, holdback = self._probe_holdback()
+        self.latency_samples = CHUNK_SAMPLES + holdback
+        self._in = _Fifo(channels, np.float32)
+        self._out = _Fifo(self.output_channels, np.float32)
+        self._out.push(np.zeros((self.output_channels, self.latency_samples), np.float32))
 
     def _probe_holdback(self) -> tuple[int, int]:
         """Feed silence in fixed chunks and measure how many samples the chain holds back."""
@@ -373,16 +333,7 @@ class InsertChain:
         numpy.ndarray
             ``(output_channels, n)`` float64: the chain's output delayed by ``latency_samples``.
         """
-        return self._process(block).astype(np.float64)
-
-    def _process_direct(self, block: np.ndarray) -> np.ndarray:
-        out = self._board(block.astype(np.float32), self.sample_rate, reset=False)
-        if out.shape[1] != block.shape[1]:
-            raise RenderError(
-                f"{self.specs[0].where}: plug-in returned {out.shape[1]} samples for "
-                f"{block.shape[1]} (unexpected latency)"
-            )
-        return np.asarray(out)
+        return self._process_chunked(block).astype(np.float64)
 
     def _process_chunked(self, block: np.ndarray) -> np.ndarray:
         self._in.push(block.astype(np.float32))

@@ -105,7 +105,9 @@ def synthesize(rng: np.random.Generator) -> dict[str, np.ndarray]:
     beats = int(SONG_SECONDS / BEAT_SECONDS)
 
     t = np.arange(int(0.5 * rate)) / rate
-    kick_hit = np.sin(2 * np.pi * (45 * t + 75 * 0.04 * (1 - np.exp(-t / 0.04)))) * np.exp(-t / 0.18)
+    kick_hit = np.sin(2 * np.pi * (45 * t + 75 * 0.04 * (1 - np.exp(-t / 0.04)))) * np.exp(
+        -t / 0.18
+    )
     kick = np.zeros(n)
     for beat in range(0, beats, 2):
         _place(kick, 0.45 * kick_hit, beat * BEAT_SECONDS)
@@ -141,11 +143,13 @@ def synthesize(rng: np.random.Generator) -> dict[str, np.ndarray]:
         for note in chord:
             f = _hz(note)
             for channel, detune in ((0, 0.998), (1, 1.002)):
-                tone = sum(
-                    np.sin(2 * np.pi * f * detune * k * t + rng.uniform(0, 2 * np.pi)) / k**1.5
-                    for k in (1, 2, 3)
+                partials = np.zeros_like(t)
+                for k in (1, 2, 3):
+                    phase = rng.uniform(0, 2 * np.pi)
+                    partials += np.sin(2 * np.pi * f * detune * k * t + phase) / k**1.5
+                _place(
+                    keys[channel], 0.07 * partials * _envelope(t, 0.02, 1.5), bar * 4 * BEAT_SECONDS
                 )
-                _place(keys[channel], 0.07 * tone * _envelope(t, 0.02, 1.5), bar * 4 * BEAT_SECONDS)
 
     melody = [69, 72, 74, 72, 69, 67, 69, 64, 65, 67, 69, 72]
     vox = np.zeros(n)
@@ -154,12 +158,12 @@ def synthesize(rng: np.random.Generator) -> dict[str, np.ndarray]:
     formants = np.array([700.0, 1150.0, 2600.0])
     for i, note in enumerate(melody):
         f0 = _hz(note - 12) * (1 + 0.006 * np.sin(2 * np.pi * 5.5 * t))  # vibrato
-        phase = 2 * np.pi * np.cumsum(f0) / rate
+        voice_phase = 2 * np.pi * np.cumsum(f0) / rate
         voice = np.zeros_like(t)
         for k in range(1, 25):
             fk = k * _hz(note - 12)
             weight = np.sum(1.0 / (1.0 + ((fk - formants) / 90.0) ** 2)) / k**0.7
-            voice += weight * np.sin(k * phase)
+            voice += weight * np.sin(k * voice_phase)
         envelope = np.minimum(t / 0.06, 1.0) * np.minimum((note_seconds - t) / 0.15, 1.0)
         _place(vox, 0.12 * voice * np.clip(envelope, 0, 1), i * note_seconds)
     return {

@@ -51,7 +51,7 @@ class StemprintError(Exception):
         super().__init__(self.format())
 
     def format(self) -> str:
-        """Return the one-paragraph message the CLI prints: ``file:line: field: message. Fix: …``."""
+        """The message the CLI prints: ``file:line: field: message`` and a ``fix:`` line."""
         where = ""
         if self.file:
             where = self.file + (f":{self.line}" if self.line else "")

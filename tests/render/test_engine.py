@@ -109,8 +109,12 @@ def _mute_solo_session(tmp_path, rng, **flags):
     for name, sig in signals.items():
         write_wav(tmp_path / f"{name}.wav", sig)
     tracks = [
-        {"name": "T1", "clips": [{"file": "t1.wav"}], "output": "Drums",
-         "sends": [{"to": "Room", "level_db": -6}]},
+        {
+            "name": "T1",
+            "clips": [{"file": "t1.wav"}],
+            "output": "Drums",
+            "sends": [{"to": "Room", "level_db": -6}],
+        },
         {"name": "T2", "clips": [{"file": "t2.wav"}], "output": "Drums"},
         {"name": "T3", "clips": [{"file": "t3.wav"}]},
     ]
@@ -192,7 +196,10 @@ def test_overlapping_clips_sum_and_tail(tmp_path, rng):
         {
             "tail_seconds": 0.01,
             "tracks": [
-                {"name": "T", "clips": [{"file": "a.wav"}, {"file": "b.wav", "start_seconds": 0.01}]}
+                {
+                    "name": "T",
+                    "clips": [{"file": "a.wav"}, {"file": "b.wav", "start_seconds": 0.01}],
+                }
             ],
         },
     )
@@ -225,17 +232,29 @@ def test_plain_session_matches_float64_sum(tmp_path, rng):
         write_wav(tmp_path / f"t{i}.wav", x)
         gain_db, pan, start = float(rng.uniform(-12, 3)), float(rng.uniform(-1, 1)), 100 * i
         tracks.append(
-            {"name": f"T{i}", "gain_db": gain_db, "pan": pan,
-             "clips": [{"file": f"t{i}.wav", "start_seconds": start / RATE}],
-             "output": "Bus" if i % 3 == 0 else "master"}
+            {
+                "name": f"T{i}",
+                "gain_db": gain_db,
+                "pan": pan,
+                "clips": [{"file": f"t{i}.wav", "start_seconds": start / RATE}],
+                "output": "Bus" if i % 3 == 0 else "master",
+            }
         )
         g = 10 ** (gain_db / 20)
         if channels == 1:
             theta = (pan + 1) * math.pi / 4
             y = np.vstack([x[0] * math.cos(theta), x[0] * math.sin(theta)]) * g
         else:
-            y = x * g * np.array([[math.cos(pan * math.pi / 2) if pan > 0 else 1.0],
-                                  [math.cos(-pan * math.pi / 2) if pan < 0 else 1.0]])
+            y = (
+                x
+                * g
+                * np.array(
+                    [
+                        [math.cos(pan * math.pi / 2) if pan > 0 else 1.0],
+                        [math.cos(-pan * math.pi / 2) if pan < 0 else 1.0],
+                    ]
+                )
+            )
         expected[:, start : start + x.shape[1]] += y
     path = write_session(tmp_path, {"tracks": tracks, "buses": [{"name": "Bus"}]})
     out, graph = render_arrays(path, block_size=1000)
@@ -253,26 +272,44 @@ def _processed_session(tmp_path, rng):
         {
             "tail_seconds": 0.1,
             "tracks": [
-                {"name": "Kick", "clips": [{"file": "kick.wav"}], "output": "Drums",
-                 "inserts": [{"type": "highpass_filter", "cutoff_frequency_hz": 40},
-                             {"type": "compressor", "threshold_db": -18, "ratio": 4}],
-                 "sends": [{"to": "Room", "level_db": -12}]},
-                {"name": "Keys", "clips": [{"file": "keys.wav", "start_seconds": 0.013}],
-                 "pan": -0.3, "inserts": [{"type": "chorus"}],
-                 "sends": [{"to": "Room", "level_db": -9}]},
-                {"name": "Vox", "clips": [{"file": "vox.wav", "fade_in_seconds": 0.01}],
-                 "invert_polarity": True,
-                 "inserts": [{"type": "resample", "target_sample_rate": 22050}],
-                 "sends": [{"to": "Echo", "level_db": -6, "pre_fader": True}]},
+                {
+                    "name": "Kick",
+                    "clips": [{"file": "kick.wav"}],
+                    "output": "Drums",
+                    "inserts": [
+                        {"type": "highpass_filter", "cutoff_frequency_hz": 40},
+                        {"type": "compressor", "threshold_db": -18, "ratio": 4},
+                    ],
+                    "sends": [{"to": "Room", "level_db": -12}],
+                },
+                {
+                    "name": "Keys",
+                    "clips": [{"file": "keys.wav", "start_seconds": 0.013}],
+                    "pan": -0.3,
+                    "inserts": [{"type": "chorus"}],
+                    "sends": [{"to": "Room", "level_db": -9}],
+                },
+                {
+                    "name": "Vox",
+                    "clips": [{"file": "vox.wav", "fade_in_seconds": 0.01}],
+                    "invert_polarity": True,
+                    "inserts": [{"type": "resample", "target_sample_rate": 22050}],
+                    "sends": [{"to": "Echo", "level_db": -6, "pre_fader": True}],
+                },
             ],
             "buses": [
                 {"name": "Drums", "inserts": [{"type": "distortion", "drive_db": 6}]},
                 {"name": "Room", "inserts": [{"type": "reverb", "room_size": 0.7}]},
-                {"name": "Echo", "inserts": [{"type": "delay", "delay_seconds": 0.01,
-                                              "feedback": 0.3}], "output": "Drums"},
+                {
+                    "name": "Echo",
+                    "inserts": [{"type": "delay", "delay_seconds": 0.01, "feedback": 0.3}],
+                    "output": "Drums",
+                },
             ],
-            "master": {"inserts": [{"type": "brickwall_limiter", "ceiling_db": -1.0}],
-                       "gain_db": -0.5},
+            "master": {
+                "inserts": [{"type": "brickwall_limiter", "ceiling_db": -1.0}],
+                "gain_db": -0.5,
+            },
         },
     )
 
@@ -280,7 +317,7 @@ def _processed_session(tmp_path, rng):
 def test_block_size_independence_and_stems_sum(tmp_path, rng):
     path = _processed_session(tmp_path, rng)
     reference, graph = render_arrays(path, block_size=4096)
-    assert graph.master.latency_samples > 0 and graph.by_name["Vox"].chain_latency_samples > 0
+    assert graph.master.latency_samples > 0 and graph.by_key["track:Vox"].chain_latency_samples > 0
     # The stems sum to the master input (float64; only summation order differs).
     stems = sum(v for k, v in reference.items() if k.startswith("stem:"))
     assert np.max(np.abs(stems - reference["premaster"])) < 1e-14  # below -280 dBFS

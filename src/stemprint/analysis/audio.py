@@ -22,8 +22,9 @@ from stemprint.errors import AudioFileError
 BLOCK_FRAMES = 65536
 
 #: File name extensions taken as audio when a package directory is scanned.
-AUDIO_EXTENSIONS = frozenset({".wav", ".wave", ".bwf", ".rf64", ".w64", ".aif", ".aiff", ".aifc",
-                              ".flac"})
+AUDIO_EXTENSIONS = frozenset(
+    {".wav", ".wave", ".bwf", ".rf64", ".w64", ".aif", ".aiff", ".aifc", ".flac"}
+)
 
 #: Bits of the integer PCM subtypes (libsndfile names).
 _PCM_BITS = {"PCM_S8": 8, "PCM_U8": 8, "PCM_16": 16, "PCM_24": 24, "PCM_32": 32}
@@ -169,7 +170,9 @@ class BlockReader:
         want = min(frames - lead, max(info.length_samples - file_pos, 0))
         if want > 0:
             try:
-                got = self._file.read(want, dtype="float64", always_2d=True, out=out_t[lead:lead + want])
+                got = self._file.read(
+                    want, dtype="float64", always_2d=True, out=out_t[lead : lead + want]
+                )
             except (sf.LibsndfileError, RuntimeError) as exc:
                 raise AudioFileError(
                     f"read error at sample {file_pos} ({exc})",

@@ -18,6 +18,7 @@ Standards
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -235,7 +236,7 @@ class LevelMeter:
         self._hop = max(sample_rate // 10, 1)
         self._hop_ms = max(int(round(1000 * self._hop / sample_rate)), 1)
         self._hop_pos = 0
-        self._ring = np.zeros(30)
+        self._ring: list[float] = [0.0] * 30
         self._hops_done = 0
         self._max_momentary_energy = -1.0
         self._max_short_energy = -1.0
@@ -288,14 +289,16 @@ class LevelMeter:
     def _end_hop(self) -> None:
         lufs = pyebur128.get_loudness_window(self._r128, self._hop_ms)
         # BS.1770-4: L = -0.691 + 10 log10(sum of weighted channel mean squares).
-        energy = 10.0 ** ((lufs + 0.691) / 10.0) if np.isfinite(lufs) else 0.0
-        self._ring[self._hops_done % 30] = energy
+        energy = 10.0 ** ((lufs + 0.691) / 10.0) if math.isfinite(lufs) else 0.0
+        ring = self._ring
+        ring[self._hops_done % 30] = energy
         self._hops_done += 1
-        if self._hops_done >= 4:
-            idx = [(self._hops_done - k) % 30 for k in range(1, 5)]
-            self._max_momentary_energy = max(self._max_momentary_energy, self._ring[idx].mean())
-        if self._hops_done >= 30:
-            self._max_short_energy = max(self._max_short_energy, self._ring.mean())
+        done = self._hops_done
+        if done >= 4:
+            momentary = math.fsum(ring[(done - k) % 30] for k in range(1, 5)) / 4.0
+            self._max_momentary_energy = max(self._max_momentary_energy, momentary)
+        if done >= 30:
+            self._max_short_energy = max(self._max_short_energy, math.fsum(ring) / 30.0)
 
     def _track_clips(self, full: np.ndarray) -> None:
         n = full.shape[1]
@@ -400,7 +403,11 @@ def measure_file(path: Path) -> FileLevels:
     stemprint.errors.AudioFileError
         If the file cannot be read.
     """
-    info = probe(path)
+    return measure_info(probe(path))
+
+
+def measure_info(info: AudioInfo) -> FileLevels:
+    """Measure the file described by ``info`` in one streaming pass (picklable for workers)."""
     meter = meter_for(info)
     for block in iter_blocks(info):
         meter.process(block)

@@ -258,7 +258,9 @@ def read_manifest(manifest_path: Path) -> dict[str, Any]:
     except (OSError, UnicodeDecodeError) as exc:
         raise InputError(f"cannot read manifest: {exc}", file=file, fix="check the file") from exc
     if not isinstance(data, dict):
-        raise InputError("manifest must be a JSON object", file=file, fix="see docs/verification.md")
+        raise InputError(
+            "manifest must be a JSON object", file=file, fix="see docs/verification.md"
+        )
     version = data.get("stemprint")
     if version != MANIFEST_VERSION:
         raise InputError(
@@ -269,15 +271,27 @@ def read_manifest(manifest_path: Path) -> dict[str, Any]:
         )
     files = data.get("files")
     if not isinstance(files, list):
-        raise InputError("manifest has no files list", file=file, field="files",
-                         fix="list the files as {\"path\": …, \"role\": …}")
+        raise InputError(
+            "manifest has no files list",
+            file=file,
+            field="files",
+            fix='list the files as {"path": …, "role": …}',
+        )
     for i, entry in enumerate(files):
         if not isinstance(entry, dict) or not isinstance(entry.get("path"), str):
-            raise InputError("each file needs a \"path\" string", file=file,
-                             field=f"files[{i}]", fix="add the path relative to the package")
+            raise InputError(
+                'each file needs a "path" string',
+                file=file,
+                field=f"files[{i}]",
+                fix="add the path relative to the package",
+            )
         if not isinstance(entry.get("role", "stem"), str):
-            raise InputError("role must be a string", file=file, field=f"files[{i}].role",
-                             fix="use mix, stem or premaster")
+            raise InputError(
+                "role must be a string",
+                file=file,
+                field=f"files[{i}].role",
+                fix="use mix, stem or premaster",
+            )
     return data
 
 
@@ -313,24 +327,32 @@ def _from_manifest(root: Path, manifest_path: Path, mix_path: Path | None) -> St
         mix_file = mixes[0]
     elif not mixes:
         raise InputError(
-            "the manifest lists no file with role \"mix\"",
+            'the manifest lists no file with role "mix"',
             file=file,
             field="files",
             fix="add the mix to manifest.json or pass it explicitly (mix=… / --mix)",
         )
     else:
         raise InputError(
-            "the manifest lists several files with role \"mix\"",
+            'the manifest lists several files with role "mix"',
             file=file,
             field="files",
             fix="keep one mix in manifest.json",
         )
     if len(premasters) > 1:
-        raise InputError("the manifest lists several pre-masters", file=file, field="files",
-                         fix="keep one file with role \"premaster\"")
+        raise InputError(
+            "the manifest lists several pre-masters",
+            file=file,
+            field="files",
+            fix='keep one file with role "premaster"',
+        )
     if not stems:
-        raise InputError("the manifest lists no stems", file=file, field="files",
-                         fix="list the stems with role \"stem\"")
+        raise InputError(
+            "the manifest lists no stems",
+            file=file,
+            field="files",
+            fix='list the stems with role "stem"',
+        )
     for o in others:
         notes.append(f"{o.label} has role {o.role!r}; it is measured but not null-tested")
     return StemPackage(

@@ -20,7 +20,7 @@ import sys
 import time
 import traceback
 from collections.abc import Callable
-from enum import Enum
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
@@ -39,20 +39,20 @@ app = typer.Typer(
 F = TypeVar("F", bound=Callable[..., Any])
 
 
-class BitDepthChoice(str, Enum):
+class BitDepthChoice(StrEnum):
     b16 = "16"
     b24 = "24"
     b32 = "32"
     b32f = "32f"
 
 
-class DitherChoice(str, Enum):
+class DitherChoice(StrEnum):
     auto = "auto"
     none = "none"
     tpdf = "tpdf"
 
 
-class PremasterChoice(str, Enum):
+class PremasterChoice(StrEnum):
     auto = "auto"
     always = "always"
     never = "never"
@@ -177,8 +177,9 @@ def render(
     ] = DitherChoice.auto,
     premaster: Annotated[
         PremasterChoice,
-        typer.Option(help="Write premaster.wav (the master input): auto = when the master "
-        "bus processes."),
+        typer.Option(
+            help="Write premaster.wav (the master input): auto = when the master bus processes."
+        ),
     ] = PremasterChoice.auto,
     force: Annotated[bool, typer.Option("--force", help="Replace an existing OUTPUT.")] = False,
     block_size: Annotated[
@@ -186,8 +187,9 @@ def render(
     ] = 8192,
     allow_plugins: Annotated[
         bool,
-        typer.Option("--allow-plugins", help="Allow the session to host VST3/AU plug-ins "
-        "(native code)."),
+        typer.Option(
+            "--allow-plugins", help="Allow the session to host VST3/AU plug-ins (native code)."
+        ),
     ] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Only errors.")] = False,
 ) -> None:
@@ -197,8 +199,8 @@ def render(
 
     loaded = load_session(session)
     options = RenderOptions(
-        bit_depth=bit_depth.value,  # type: ignore[arg-type]
-        dither=dither.value,  # type: ignore[arg-type]
+        bit_depth=bit_depth.value,
+        dither=dither.value,
         block_size=block_size,
         force=force,
         allow_plugins=allow_plugins,

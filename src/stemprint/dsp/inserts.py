@@ -71,7 +71,7 @@ def builtin_parameters(type_name: str) -> dict[str, Any]:
     docstring carries it (``__init__(self: …, threshold_db: float = 0, ratio: float = 1)``).
     """
     cls = builtin_types()[type_name]
-    doc = (cls.__init__.__doc__ or "").split("\n", 1)[0]
+    doc = getattr(cls, "__init__").__doc__ or ""  # noqa: B009 - native class.split("\n", 1)[0]
     match = re.search(r"\((.*)\)", doc)
     params: dict[str, Any] = {}
     if not match:
@@ -127,15 +127,26 @@ class InsertSpec:
     type: str
     params: dict[str, Any]
     where: str
+    declared_latency_samples: int = 0
+
+    @property
+    def native(self) -> bool:
+        """True for stemprint's own processors (numpy), False for pedalboard plug-ins."""
+        return self.type in NATIVE_TYPES
 
     def describe(self) -> str:
         """``compressor(threshold_db=-18, ratio=3)`` for manifests and READMEs."""
         args = ", ".join(f"{k}={_short(v)}" for k, v in self.params.items())
+        if self.declared_latency_samples:
+            args += f"{', ' if args else ''}latency_samples={self.declared_latency_samples}"
         return f"{self.type}({args})"
 
     def build(self) -> Any:
-        """Instantiate the pedalboard plug-in."""
+        """Instantiate the processor (a pedalboard plug-in, or a native processor)."""
         import pedalboard
+
+        if self.native:
+            return NATIVE_TYPES[self.type](**self.params)
 
         if self.type in EXTERNAL_TYPES:
             params = dict(self.params)
@@ -155,7 +166,8 @@ class InsertSpec:
                     raise InputError(
                         f"plug-in parameter {key!r}: {exc}",
                         field=self.where,
-                        fix=f"valid parameters: {', '.join(sorted(plugin.parameters))}",
+                        fix="valid parameters: "
+                        + ", ".join(sorted(getattr(plugin, "parameters", {}))),
                     ) from None
             return plugin
         cls = builtin_types()[self.type]
@@ -193,6 +205,26 @@ def validate_insert(
         Unknown type (with the valid choices), unknown parameter (with the valid ones), a value
         pedalboard rejects, an external plug-in without ``allow_plugins``, a missing file.
     """
+    params = dict(params)
+    declared = params.pop("latency_samples", 0)
+    if isinstance(declared, bool) or not isinstance(declared, int) or declared < 0:
+        raise InputError(
+            f"latency_samples must be a whole number of samples >= 0, got {declared!r}",
+            field=where,
+            fix="declare the plug-in's true latency in samples, e.g. latency_samples: 64",
+        )
+    if type_name in NATIVE_TYPES:
+        valid_native = NATIVE_PARAMETERS[type_name]
+        for key, value in params.items():
+            if key not in valid_native:
+                raise InputError(
+                    f"unknown parameter {key!r} for {type_name}",
+                    field=where,
+                    fix="valid parameters: " + ", ".join(valid_native),
+                )
+            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+                raise InputError(f"{key} must be a whole number >= 0, got {value!r}", field=where)
+        return InsertSpec(type_name, params, where, declared)
     if type_name in EXTERNAL_TYPES:
         if not allow_plugins:
             raise InputError(
@@ -208,20 +240,19 @@ def validate_insert(
             )
         path = (base_dir / str(params["path"])).expanduser()
         if not path.exists():
-            raise InputError(
-                f"plug-in not found: {path}", field=where, fix="check the path"
-            )
-        spec = InsertSpec(type_name, {**params, "path": path}, where)
+            raise InputError(f"plug-in not found: {path}", field=where, fix="check the path")
+        spec = InsertSpec(type_name, {**params, "path": path}, where, declared)
         spec.build()
         return spec
     types = builtin_types()
     if type_name not in types:
-        close = difflib.get_close_matches(type_name, list(types) + list(EXTERNAL_TYPES), n=1)
+        choices = [*types, *NATIVE_TYPES, *EXTERNAL_TYPES]
+        close = difflib.get_close_matches(type_name, choices, n=1)
         hint = f"did you mean {close[0]!r}? " if close else ""
         raise InputError(
             f"unknown insert type {type_name!r}",
             field=where,
-            fix=hint + "valid types: " + ", ".join(list(types) + list(EXTERNAL_TYPES)),
+            fix=hint + "valid types: " + ", ".join(choices),
         )
     valid = builtin_parameters(type_name)
     resolved: dict[str, Any] = {}
@@ -237,12 +268,10 @@ def validate_insert(
         if key in _PATH_PARAMETERS:
             path = base_dir / str(value)
             if not path.is_file():
-                raise InputError(
-                    f"{key} file not found: {path}", field=where, fix="check the path"
-                )
+                raise InputError(f"{key} file not found: {path}", field=where, fix="check the path")
             value = str(path)
         resolved[key] = value
-    spec = InsertSpec(type_name, resolved, where)
+    spec = InsertSpec(type_name, resolved, where, declared)
     spec.build()  # pedalboard checks the values (ranges, types)
     return spec
 
@@ -264,42 +293,52 @@ class _Fifo:
         return out
 
 
-class InsertChain:
-    """An ordered chain of inserts on one route, streamed block by block.
+class SampleDelay:
+    """A pure delay of a whole number of samples (stemprint's own ``sample_delay`` insert).
 
-    Parameters
-    ----------
-    specs
-        The validated inserts, in processing order.
-    sample_rate
-        Render sample rate in Hz.
-    channels
-        Channel count of the input (1 or 2).
-
-    Attributes
-    ----------
-    latency_samples
-        Fixed delay of the output relative to the input, in samples: ``CHUNK_SAMPLES`` plus the
-        plug-ins' own hold-back (their latency), measured by probing the chain with silence.
-    output_channels
-        Channel count the chain produces (a hosted plug-in may turn mono into stereo).
+    Used to nudge a route in time (aligning microphones, re-creating a plug-in's latency). It
+    reports no latency: the graph does not compensate it unless the insert declares
+    ``latency_samples``. Exact for any call size.
     """
+
+    def __init__(self, delay_samples: int = 0) -> None:
+        self.delay_samples = int(delay_samples)
+        self._buffer: np.ndarray | None = None
+
+    def __call__(self, block: np.ndarray) -> np.ndarray:
+        if self.delay_samples == 0:
+            return block
+        if self._buffer is None:
+            self._buffer = np.zeros((block.shape[0], self.delay_samples), block.dtype)
+        joined = np.concatenate([self._buffer, block], axis=1)
+        n = block.shape[1]
+        self._buffer = joined[:, n:]
+        return joined[:, :n]
+
+
+NATIVE_TYPES: dict[str, type] = {"sample_delay": SampleDelay}
+NATIVE_PARAMETERS: dict[str, dict[str, Any]] = {"sample_delay": {"delay_samples": 0}}
+
+
+class _PedalboardStage:
+    """Consecutive pedalboard plug-ins, fed in fixed chunks of :data:`CHUNK_SAMPLES`."""
 
     def __init__(self, specs: Sequence[InsertSpec], sample_rate: int, channels: int) -> None:
         import pedalboard
 
-        self.specs = list(specs)
+        self.where = specs[0].where
         self.sample_rate = sample_rate
         self.channels = channels
-        self._board = pedalboard.Pedalboard([s.build() for s in self.specs])
+        self._board = pedalboard.Pedalboard([s.build() for s in specs])
         self.output_channels, holdback = self._probe_holdback()
+        self.holdback_samples = holdback
         self.latency_samples = CHUNK_SAMPLES + holdback
         self._in = _Fifo(channels, np.float32)
         self._out = _Fifo(self.output_channels, np.float32)
         self._out.push(np.zeros((self.output_channels, self.latency_samples), np.float32))
 
     def _probe_holdback(self) -> tuple[int, int]:
-        """Feed silence in fixed chunks and measure how many samples the chain holds back."""
+        """Feed silence in fixed chunks and measure how many samples the plug-ins hold back."""
         fed = returned = 0
         holdback = 0
         channels_out = self.channels
@@ -315,10 +354,71 @@ class InsertChain:
                 holdback, stable = fed - returned, 0
             elif returned:
                 stable += 1
-                if stable >= 8:
+                if stable >= 4:
                     break
         self._board.reset()
         return channels_out, holdback
+
+    def __call__(self, block: np.ndarray) -> np.ndarray:
+        self._in.push(block.astype(np.float32, copy=False))
+        while len(self._in) >= CHUNK_SAMPLES:
+            chunk = np.ascontiguousarray(self._in.pop(CHUNK_SAMPLES))
+            out = self._board(chunk, self.sample_rate, reset=False)
+            if out.shape[1]:
+                self._out.push(np.asarray(out))
+        n = block.shape[1]
+        if len(self._out) < n:
+            raise RenderError(
+                f"{self.where}: plug-in latency changed while rendering "
+                f"(measured {self.holdback_samples} samples when probed)"
+            )
+        return self._out.pop(n)
+
+
+class InsertChain:
+    """An ordered chain of inserts on one route, streamed block by block.
+
+    Consecutive pedalboard plug-ins form one stage fed in fixed chunks; stemprint's own
+    processors run between them on any block size.
+
+    Parameters
+    ----------
+    specs
+        The validated inserts, in processing order.
+    sample_rate
+        Render sample rate in Hz.
+    channels
+        Channel count of the input (1 or 2).
+
+    Attributes
+    ----------
+    latency_samples
+        Fixed delay of the output relative to the input, in samples: per pedalboard stage
+        ``CHUNK_SAMPLES`` plus the plug-ins' own hold-back (measured by probing with silence),
+        plus every latency the inserts declare (``latency_samples:``).
+    output_channels
+        Channel count the chain produces (a hosted plug-in may turn mono into stereo).
+    """
+
+    def __init__(self, specs: Sequence[InsertSpec], sample_rate: int, channels: int) -> None:
+        self.specs = list(specs)
+        self.stages: list[Any] = []
+        self.latency_samples = sum(s.declared_latency_samples for s in self.specs)
+        current = channels
+        group: list[InsertSpec] = []
+        for spec in [*self.specs, None]:
+            if spec is not None and not spec.native:
+                group.append(spec)
+                continue
+            if group:
+                stage = _PedalboardStage(group, sample_rate, current)
+                self.stages.append(stage)
+                self.latency_samples += stage.latency_samples
+                current = stage.output_channels
+                group = []
+            if spec is not None:
+                self.stages.append(spec.build())
+        self.output_channels = current
 
     def process(self, block: np.ndarray) -> np.ndarray:
         """Process one block.
@@ -326,25 +426,14 @@ class InsertChain:
         Parameters
         ----------
         block
-            ``(channels, n)`` float64, ``n >= 16``.
+            ``(channels, n)`` float64.
 
         Returns
         -------
         numpy.ndarray
-            ``(output_channels, n)`` float64: the chain's output delayed by ``latency_samples``.
+            ``(output_channels, n)`` float64: the chain's output, ``latency_samples`` late.
         """
-        return self._process_chunked(block).astype(np.float64)
-
-    def _process_chunked(self, block: np.ndarray) -> np.ndarray:
-        self._in.push(block.astype(np.float32))
-        while len(self._in) >= CHUNK_SAMPLES:
-            out = self._board(self._in.pop(CHUNK_SAMPLES), self.sample_rate, reset=False)
-            if out.shape[1]:
-                self._out.push(np.asarray(out))
-        n = block.shape[1]
-        if len(self._out) < n:
-            raise RenderError(
-                f"{self.specs[0].where}: plug-in latency changed while rendering "
-                f"(measured {self.latency_samples - CHUNK_SAMPLES} samples when probed)"
-            )
-        return self._out.pop(n)
+        x = block
+        for stage in self.stages:
+            x = stage(x)
+        return np.asarray(x, dtype=np.float64)

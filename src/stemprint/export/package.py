@@ -169,7 +169,7 @@ def render_package(
                 seed_name=paths[tap.key],
                 container=container,
             )
-        renderer.run(dict(writers), progress)  # type: ignore[arg-type]
+        renderer.run(dict(writers), progress)
         manifest = _manifest(loaded, graph, renderer, taps, paths, writers, options, tmp)
         (tmp / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n", "utf-8")
         (tmp / "README.md").write_text(_readme(loaded, graph, manifest), "utf-8")
@@ -255,15 +255,14 @@ def _strip_description(loaded: LoadedSession, node: Node) -> dict[str, Any]:
     if node.kind == "master":
         info["gain_db"] = session.master.gain_db
         return info
-    strip = next(r for r in [*session.tracks, *session.buses] if r.name == node.name)
+    strips = session.tracks if node.kind == "track" else session.buses
+    strip = next(r for r in strips if r.name == node.name)
     info.update(
         gain_db=strip.gain_db,
         pan=strip.pan,
         invert_polarity=strip.invert_polarity,
         output=strip.output,
-        sends=[
-            {"to": s.to, "level_db": s.level_db, "pre_fader": s.pre_fader} for s in strip.sends
-        ],
+        sends=[{"to": s.to, "level_db": s.level_db, "pre_fader": s.pre_fader} for s in strip.sends],
         audible=node.audible,
         latency_samples=node.chain_latency_samples,
     )
@@ -280,8 +279,8 @@ def _manifest(
     options: RenderOptions,
     tmp: Path,
 ) -> dict[str, Any]:
-    by_name = graph.by_name
-    stems = {f"stem:{s.route}": s for s in graph.stems}
+    by_key = graph.by_key
+    stems = {f"stem:{s.name}": s for s in graph.stems}
     files = []
     for tap in taps:
         writer = writers[tap.key]
@@ -305,11 +304,11 @@ def _manifest(
         if tap.role == "stem":
             stem = stems[tap.key]
             entry["tap_point"] = "post_fader"
-            entry["route"] = stem.route
-            entry["routes"] = stem.routes
-            entry["muted"] = not by_name[stem.route].audible
+            entry["route"] = by_key[stem.route].name
+            entry["routes"] = [by_key[k].name for k in stem.routes]
+            entry["muted"] = not by_key[stem.route].audible
             entry["processing"] = [
-                _strip_description(loaded, by_name[r]) for r in reversed(stem.routes)
+                _strip_description(loaded, by_key[k]) for k in reversed(stem.routes)
             ]
         else:
             entry["routes"] = [n.name for n in graph.nodes if n.name != MASTER]
@@ -329,7 +328,15 @@ def _manifest(
         "latency": {
             "master_input_samples": graph.master.input_latency_samples,
             "mix_samples": graph.master.latency_samples,
-            "routes": {n.name: n.chain_latency_samples for n in graph.nodes},
+            "routes": [
+                {
+                    "route": n.name,
+                    "kind": n.kind,
+                    "latency_samples": n.chain_latency_samples,
+                    "compensated_to_samples": n.latency_samples,
+                }
+                for n in graph.nodes
+            ],
         },
         "files": files,
         "warnings": list(graph.warnings),

@@ -21,7 +21,7 @@ from stemprint.dsp.inserts import InsertSpec, validate_insert
 from stemprint.dsp.strip import db_to_linear
 from stemprint.errors import SessionError
 from stemprint.model.load import LoadedSession
-from stemprint.model.session import MASTER, Bus, Track
+from stemprint.model.session import MASTER, Bus, Insert, Track
 from stemprint.render.sources import ClipPlan, plan_clips
 
 NodeKind = Literal["track", "bus", "master"]
@@ -35,7 +35,7 @@ class Edge:
     Attributes
     ----------
     source
-        Name of the sending node.
+        Key of the sending node.
     tap
         ``post_fader`` (outputs and post-fader sends) or ``pre_fader`` (pre-fader sends).
     gain_linear
@@ -59,6 +59,9 @@ class Node:
 
     Attributes
     ----------
+    key
+        Unique node key: ``track:<name>``, ``bus:<name>`` or ``master`` (a track and a bus may
+        share a name, as a ``Bass`` track feeding a ``Bass`` bus).
     name
         Route name (``master`` for the master).
     kind
@@ -82,6 +85,7 @@ class Node:
         Latency at the input sum and at the output, relative to the timeline.
     """
 
+    key: str
     name: str
     kind: NodeKind
     audible: bool
@@ -104,8 +108,9 @@ class Stem:
 
     name: str
     route: str
+    """Key of the route printed to this stem."""
     routes: list[str]
-    """Every route whose audio reaches this stem (the route and what feeds it)."""
+    """Keys of every route whose audio reaches this stem (the route and what feeds it)."""
 
 
 @dataclass
@@ -132,9 +137,9 @@ class RenderGraph:
     warnings: list[str]
 
     @property
-    def by_name(self) -> dict[str, Node]:
-        """Nodes by name."""
-        return {n.name: n for n in self.nodes}
+    def by_key(self) -> dict[str, Node]:
+        """Nodes by key."""
+        return {n.key: n for n in self.nodes}
 
     @property
     def master(self) -> Node:
@@ -164,7 +169,8 @@ def compile_session(loaded: LoadedSession, allow_plugins: bool = False) -> Rende
         specs = _inserts(loaded, (kind, index), route.name, route.inserts, allow_plugins)
         clips = plans.get(route.name, []) if kind == "tracks" else []
         channels = max((c.info.channels for c in clips), default=1) if kind == "tracks" else 2
-        nodes[route.name] = Node(
+        nodes[route_key(kind, route.name)] = Node(
+            key=route_key(kind, route.name),
             name=route.name,
             kind="track" if kind == "tracks" else "bus",
             audible=True,
@@ -173,11 +179,12 @@ def compile_session(loaded: LoadedSession, allow_plugins: bool = False) -> Rende
             pan=route.pan,
             invert_polarity=route.invert_polarity,
             channels=channels,
-            output=route.output,
+            output=bus_key(route.output),
             clips=clips,
         )
     master_specs = _inserts(loaded, ("master",), MASTER, session.master.inserts, allow_plugins)
     nodes[MASTER] = Node(
+        key=MASTER,
         name=MASTER,
         kind="master",
         audible=True,
@@ -188,15 +195,17 @@ def compile_session(loaded: LoadedSession, allow_plugins: bool = False) -> Rende
         channels=2,
         output=None,
     )
-    for _kind, _index, route in routes:
-        nodes[route.output].inputs.append(Edge(route.name, "post_fader", 1.0, "output"))
+    for kind, _index, route in routes:
+        source = route_key(kind, route.name)
+        nodes[bus_key(route.output)].inputs.append(Edge(source, "post_fader", 1.0, "output"))
         for send in route.sends:
             tap: TapPoint = "pre_fader" if send.pre_fader else "post_fader"
-            nodes[send.to].inputs.append(Edge(route.name, tap, db_to_linear(send.level_db), "send"))
+            edge = Edge(source, tap, db_to_linear(send.level_db), "send")
+            nodes[bus_key(send.to)].inputs.append(edge)
 
     order = _topological_order(nodes, str(loaded.path))
     _resolve_mute_solo(loaded, nodes)
-    ordered = [nodes[name] for name in order]
+    ordered = [nodes[key] for key in order]
 
     audible_clips = [c for n in ordered if n.kind == "track" and n.audible for c in n.clips]
     rate = session.sample_rate
@@ -214,12 +223,29 @@ def compile_session(loaded: LoadedSession, allow_plugins: bool = False) -> Rende
             warnings.append(f"track {node.name!r} has no clips: it renders silence")
 
     stems = [
-        Stem(name=n.name, route=n.name, routes=_feeders(nodes, n.name))
+        Stem(name=n.name, route=n.key, routes=_feeders(nodes, n.key))
         for n in ordered
         if n.output == MASTER
     ]
+    names: dict[str, str] = {}
+    for stem in stems:
+        if stem.name in names:
+            raise SessionError(
+                f"track {stem.name!r} and bus {stem.name!r} both output to the master, so their "
+                "stems would share a name",
+                file=str(loaded.path),
+                field="tracks/buses name",
+                fix="rename one of them",
+            )
+        names[stem.name] = stem.route
     # Keep the stems in session order (tracks then buses), as a person reads the session.
-    position = {name: i for i, name in enumerate(session.route_names())}
+    position = {
+        key: i
+        for i, key in enumerate(
+            [route_key("tracks", t.name) for t in session.tracks]
+            + [route_key("buses", b.name) for b in session.buses]
+        )
+    }
     stems.sort(key=lambda s: position[s.route])
     return RenderGraph(
         sample_rate=rate,
@@ -231,11 +257,21 @@ def compile_session(loaded: LoadedSession, allow_plugins: bool = False) -> Rende
     )
 
 
+def route_key(kind: str, name: str) -> str:
+    """Node key of a track (``kind`` ``tracks``) or a bus (``buses``)."""
+    return f"{'track' if kind == 'tracks' else 'bus'}:{name}"
+
+
+def bus_key(name: str) -> str:
+    """Node key of an ``output`` / send target: a bus, or the master."""
+    return MASTER if name == MASTER else f"bus:{name}"
+
+
 def _inserts(
     loaded: LoadedSession,
     loc: tuple[str | int, ...],
     route_name: str,
-    inserts: Iterable,  # type: ignore[type-arg]
+    inserts: Iterable[Insert],
     allow_plugins: bool,
 ) -> list[InsertSpec]:
     specs = []
@@ -266,7 +302,7 @@ def _topological_order(nodes: dict[str, Node], file: str | None = None) -> list[
         if state.get(name) == 2:
             return
         if state.get(name) == 1:
-            cycle = stack_path[stack_path.index(name) :] + [name]
+            cycle = [nodes[k].name for k in stack_path[stack_path.index(name) :] + [name]]
             raise SessionError(
                 "routing cycle: " + " → ".join(cycle),
                 file=file,
@@ -292,7 +328,7 @@ def _topological_order(nodes: dict[str, Node], file: str | None = None) -> list[
 
 
 def _feeders(nodes: dict[str, Node], name: str) -> list[str]:
-    """``name`` and every route whose audio reaches it (through outputs or sends)."""
+    """Key ``name`` and the keys of every route whose audio reaches it (outputs or sends)."""
     seen: list[str] = []
     todo = [name]
     while todo:
@@ -310,9 +346,9 @@ def _downstream(nodes: dict[str, Node], name: str) -> set[str]:
     while todo:
         current = todo.pop()
         for other in nodes.values():
-            if other.name not in out and any(e.source == current for e in other.inputs):
-                out.add(other.name)
-                todo.append(other.name)
+            if other.key not in out and any(e.source == current for e in other.inputs):
+                out.add(other.key)
+                todo.append(other.key)
     return out
 
 
@@ -325,7 +361,9 @@ def _resolve_mute_solo(loaded: LoadedSession, nodes: dict[str, Node]) -> None:
     route mutes its outputs and all its sends, pre-fader ones included.
     """
     session = loaded.session
-    strips = {r.name: r for r in [*session.tracks, *session.buses]}
+    strips = {route_key("tracks", t.name): t for t in session.tracks} | {
+        route_key("buses", b.name): b for b in session.buses
+    }
     soloed = [name for name, r in strips.items() if r.solo]
     keep: set[str] | None = None
     if soloed:
@@ -346,16 +384,16 @@ def compensate_latency(graph: RenderGraph, chain_latency: dict[str, int]) -> Non
     graph
         The compiled graph (modified in place).
     chain_latency
-        Latency in samples of each node's insert chain, by node name.
+        Latency in samples of each node's insert chain, by node key.
     """
-    by_name = graph.by_name
+    by_key = graph.by_key
     for node in graph.nodes:
-        node.chain_latency_samples = chain_latency.get(node.name, 0)
-        live = [e for e in node.inputs if by_name[e.source].audible]
-        arrival = max((by_name[e.source].latency_samples for e in live), default=0)
+        node.chain_latency_samples = chain_latency.get(node.key, 0)
+        live = [e for e in node.inputs if by_key[e.source].audible]
+        arrival = max((by_key[e.source].latency_samples for e in live), default=0)
         node.input_latency_samples = arrival
         for edge in node.inputs:
-            edge.delay_samples = arrival - by_name[edge.source].latency_samples
+            edge.delay_samples = arrival - by_key[edge.source].latency_samples
             if edge.delay_samples < 0:  # an inaudible source: its (silent) edge is dropped
                 edge.delay_samples = 0
         node.latency_samples = arrival + node.chain_latency_samples

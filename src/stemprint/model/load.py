@@ -132,9 +132,7 @@ def load_session(path: str | Path) -> LoadedSession:
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
-        raise SessionError(
-            "session file not found", file=str(path), fix="check the path"
-        ) from None
+        raise SessionError("session file not found", file=str(path), fix="check the path") from None
     except (OSError, UnicodeDecodeError) as exc:
         raise SessionError(f"cannot read session file: {exc}", file=str(path)) from None
     return parse_session_text(text, path)

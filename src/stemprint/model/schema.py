@@ -12,14 +12,30 @@ from stemprint.model.session import Session
 
 
 def _insert_schemas() -> list[dict[str, Any]]:
-    from stemprint.dsp.inserts import EXTERNAL_TYPES, builtin_parameters, builtin_types
+    from stemprint.dsp.inserts import (
+        EXTERNAL_TYPES,
+        NATIVE_PARAMETERS,
+        builtin_parameters,
+        builtin_types,
+    )
 
+    latency = {
+        "type": "integer",
+        "minimum": 0,
+        "description": "Declared latency in samples, compensated by the graph (for plug-ins that "
+        "report none or report it wrong).",
+    }
     variants: list[dict[str, Any]] = []
-    for type_name in builtin_types():
-        properties: dict[str, Any] = {"type": {"const": type_name}}
-        for name, default in builtin_parameters(type_name).items():
+    parameters = {t: builtin_parameters(t) for t in builtin_types()} | NATIVE_PARAMETERS
+    for type_name, params in parameters.items():
+        properties: dict[str, Any] = {"type": {"const": type_name}, "latency_samples": latency}
+        for name, default in params.items():
             prop: dict[str, Any] = {}
-            if isinstance(default, float):
+            if isinstance(default, bool):
+                prop = {"type": "boolean", "default": default}
+            elif isinstance(default, int):
+                prop = {"type": "integer", "minimum": 0, "default": default}
+            elif isinstance(default, float):
                 prop = {"type": "number", "default": default}
             properties[name] = prop
         variants.append(
@@ -37,7 +53,11 @@ def _insert_schemas() -> list[dict[str, Any]]:
                 "type": "object",
                 "title": type_name,
                 "description": "External plug-in; rendering needs --allow-plugins.",
-                "properties": {"type": {"const": type_name}, "path": {"type": "string"}},
+                "properties": {
+                    "type": {"const": type_name},
+                    "path": {"type": "string"},
+                    "latency_samples": latency,
+                },
                 "required": ["type", "path"],
                 "additionalProperties": True,
             }

@@ -177,17 +177,17 @@ class Session(_Model):
 
     @model_validator(mode="after")
     def _unique_names(self) -> Session:
-        seen: dict[str, str] = {}
+        # Tracks and buses are separate name spaces (a `Bass` track may feed a `Bass` bus:
+        # `output` and sends always name buses), but names repeat within neither.
         for kind, routes in (("tracks", self.tracks), ("buses", self.buses)):
+            seen: dict[str, int] = {}
             for index, route in enumerate(routes):
-                where = f"{kind}[{index}]"
                 if route.name in seen:
                     raise ValueError(
-                        f"duplicate route name {route.name!r} at {where} "
-                        f"(already used at {seen[route.name]}); give every track and bus "
-                        "its own name"
+                        f"duplicate name {route.name!r} at {kind}[{index}] (already used at "
+                        f"{kind}[{seen[route.name]}]); give every one of the {kind} its own name"
                     )
-                seen[route.name] = where
+                seen[route.name] = index
         return self
 
     def route_names(self) -> list[str]:

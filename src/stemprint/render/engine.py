@@ -61,6 +61,8 @@ class Tap:
     role: TapRole
     name: str
     latency_samples: int
+    route: str | None = None
+    """Node key of the route a stem prints."""
 
 
 class DelayLine:
@@ -120,7 +122,7 @@ class Renderer:
         self.chains: dict[str, InsertChain] = {}
         for node in graph.nodes:
             if node.audible and node.inserts:
-                self.chains[node.name] = InsertChain(node.inserts, graph.sample_rate, node.channels)
+                self.chains[node.key] = InsertChain(node.inserts, graph.sample_rate, node.channels)
         compensate_latency(graph, {k: c.latency_samples for k, c in self.chains.items()})
         self._delays: dict[int, DelayLine] = {}
         for node in graph.nodes:
@@ -129,10 +131,14 @@ class Renderer:
                     self._delays[id(edge)] = DelayLine(2, edge.delay_samples)
         master = graph.master
         self.taps: list[Tap] = [Tap("mix", "mix", "Mix", master.latency_samples)]
-        self.taps.append(Tap("premaster", "premaster", "Mix (pre-master)", master.input_latency_samples))
+        self.taps.append(
+            Tap("premaster", "premaster", "Mix (pre-master)", master.input_latency_samples)
+        )
         for stem in graph.stems:
             self.taps.append(
-                Tap(f"stem:{stem.route}", "stem", stem.name, master.input_latency_samples)
+                Tap(
+                    f"stem:{stem.name}", "stem", stem.name, master.input_latency_samples, stem.route
+                )
             )
 
     @property
@@ -162,18 +168,16 @@ class Renderer:
             if t.key in sinks
         }
         readers = {
-            n.name: [ClipReader(c, graph.sample_rate) for c in sorted(n.clips, key=_start)]
+            n.key: [ClipReader(c, graph.sample_rate) for c in sorted(n.clips, key=_start)]
             for n in graph.nodes
             if n.kind == "track" and n.audible
         }
-        stem_edges = {
-            e.source: e for e in graph.master.inputs if f"stem:{e.source}" in trimmed
-        }
+        stem_taps = {t.route: t.key for t in self.taps if t.route and t.key in trimmed}
         try:
             for index in range(blocks):
                 start = index * self.block_size
                 pre, post = self._render_block(start, readers)
-                master_in, contributions = self._master_input(pre, post, stem_edges)
+                master_in, contributions = self._master_input(pre, post, stem_taps)
                 mix = self._process_node(graph.master, master_in, start, pre, post)
                 for key, sink in trimmed.items():
                     if key == "mix":
@@ -181,7 +185,7 @@ class Renderer:
                     elif key == "premaster":
                         sink.write(master_in)
                     else:
-                        sink.write(contributions[key[len("stem:") :]])
+                        sink.write(contributions[key])
                 if progress is not None:
                     progress(min(start + self.block_size, run_length), run_length)
         finally:
@@ -205,7 +209,7 @@ class Renderer:
                 continue
             if node.kind == "track":
                 x = np.zeros((node.channels, n))
-                for reader in readers[node.name]:
+                for reader in readers[node.key]:
                     reader.add_into(x, start)
                 _check_finite(x, node, start, "its clips (the audio file holds NaN or Inf)")
             else:
@@ -223,16 +227,16 @@ class Renderer:
     ) -> np.ndarray:
         if node.invert_polarity:
             x = -x
-        chain = self.chains.get(node.name)
+        chain = self.chains.get(node.key)
         if chain is not None:
             x = chain.process(x)
             _check_finite(x, node, start - chain.latency_samples, "its inserts")
-        pre[node.name] = x
+        pre[node.key] = x
         if node.kind == "master":
             out = to_stereo(x) * node.gain_linear if node.gain_linear != 1.0 else to_stereo(x)
         else:
             out = fader_pan(x, node.gain_linear, node.pan)
-        post[node.name] = out
+        post[node.key] = out
         return out
 
     def _edge_signal(
@@ -266,7 +270,7 @@ class Renderer:
         self,
         pre: dict[str, np.ndarray],
         post: dict[str, np.ndarray],
-        stem_edges: dict[str, Edge],
+        stem_taps: dict[str, str],
     ) -> tuple[np.ndarray, dict[str, np.ndarray]]:
         n = self.block_size
         total = np.zeros((2, n))
@@ -275,8 +279,10 @@ class Renderer:
             signal = self._edge_signal(edge, pre, post)
             if signal is not None:
                 total += signal
-            if edge.source in stem_edges:
-                contributions[edge.source] = signal if signal is not None else np.zeros((2, n))
+            if edge.source in stem_taps:
+                contributions[stem_taps[edge.source]] = (
+                    signal if signal is not None else np.zeros((2, n))
+                )
         return total, contributions
 
 

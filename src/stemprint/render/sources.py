@@ -167,9 +167,7 @@ def _plan_clip(
                 fix=f"shorten duration_seconds to at most {max_seconds:.6f}",
             )
     if length <= 0:
-        raise loaded.error(
-            "clip has no samples at the session rate", (*loc, "duration_seconds")
-        )
+        raise loaded.error("clip has no samples at the session rate", (*loc, "duration_seconds"))
     fade_in = round(clip.fade_in_seconds * rate)
     fade_out = round(clip.fade_out_seconds * rate)
     if fade_in + fade_out > length:

@@ -333,3 +333,21 @@ def test_render_is_deterministic(tmp_path, rng):
     second, _ = render_arrays(path)
     for key in first:
         assert np.array_equal(first[key], second[key])
+
+
+def test_thread_count_does_not_change_the_output(tmp_path, rng):
+    from stemprint.graph.compile import compile_session
+    from stemprint.model.load import load_session
+    from stemprint.render.engine import Renderer
+    from tests.conftest import ArraySink
+
+    path = _processed_session(tmp_path, rng)
+    results = []
+    for threads in (1, 2, 4):
+        renderer = Renderer(compile_session(load_session(path)), 1000, threads=threads)
+        sinks = {tap.key: ArraySink() for tap in renderer.taps}
+        renderer.run(sinks)  # type: ignore[arg-type]
+        results.append({k: s.data for k, s in sinks.items()})
+    for other in results[1:]:
+        for key, data in results[0].items():
+            assert np.array_equal(other[key], data), key

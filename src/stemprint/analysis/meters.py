@@ -64,6 +64,8 @@ _KERNEL = np.ascontiguousarray(_PHASES[:, ::-1].T)
 #: max over phases of the sum of |coefficients|: bounds |interpolated| / max |input in window|.
 _KERNEL_L1 = float(np.abs(_PHASES).sum(axis=1).max())
 _TAP_OFFSETS = np.arange(_TAPS)
+#: Rows per true-peak matrix product (4096 x 12 x 4 stays under OpenBLAS's threading threshold).
+_GEMM_ROWS = 4096
 
 
 @dataclass
@@ -197,15 +199,20 @@ def _interpolated_peak(x: Float64Array, running: float) -> float:
     if hot_count == 0:
         return running
     if hot_count * _TAPS * 4 >= windows:
-        y = sliding_window_view(x, _TAPS) @ _KERNEL
+        rows = sliding_window_view(x, _TAPS)  # dense: interpolate every window
     else:
         # a window is a candidate when any of its 12 samples is hot (dilate the mask)
         candidate = hot[:windows].copy()
         for k in range(1, _TAPS):
             candidate |= hot[k : k + windows]
         starts = np.flatnonzero(candidate)
-        y = x[starts[:, None] + _TAP_OFFSETS] @ _KERNEL
-    return max(running, float(y.max()), float(-y.min()))
+        rows = x[starts[:, None] + _TAP_OFFSETS]
+    # Chunks small enough that OpenBLAS stays on one thread: its threaded GEMM brings nothing
+    # at this shape and thrashes when the cores are busy.
+    for a in range(0, rows.shape[0], _GEMM_ROWS):
+        y = rows[a : a + _GEMM_ROWS] @ _KERNEL
+        running = max(running, float(y.max()), float(-y.min()))
+    return running
 
 
 class LevelMeter:
@@ -264,7 +271,7 @@ class LevelMeter:
         self._sum += block.sum(axis=1)
         self._sumsq += np.einsum("ij,ij->i", block, block)
         if self.channels == 2:
-            self._cross += float(np.dot(block[0], block[1]))
+            self._cross += float(np.einsum("i,i->", block[0], block[1]))
         full = mag >= self.clip_level
         if self._run_len.any() or full.any():
             self._track_clips(full)

@@ -178,6 +178,12 @@ class NullResult:
         )
 
 
+def _dot(a: Float64Array, b: Float64Array) -> float:
+    """Inner product of two 1-D arrays without BLAS (OpenBLAS threads large dots, which only
+    thrashes next to other busy cores)."""
+    return float(np.einsum("i,i->", a, b))
+
+
 class NullAccumulator:
     """Streams reference and stem-sum blocks and accumulates the null statistics.
 
@@ -208,11 +214,11 @@ class NullAccumulator:
         r = residual.ravel()
         m = reference.ravel()
         s = stem_sum.ravel()
-        self.residual_sumsq += float(np.dot(r, r))
-        ref_energy = float(np.dot(m, m))
+        self.residual_sumsq += _dot(r, r)
+        ref_energy = _dot(m, m)
         self.reference_sumsq += ref_energy
-        self.sum_sumsq += float(np.dot(s, s))
-        self.cross += float(np.dot(m, s))
+        self.sum_sumsq += _dot(s, s)
+        self.cross += _dot(m, s)
         self.values += r.size
         self.frames += reference.shape[1]
         self.block_energy.append(ref_energy)
@@ -302,10 +308,10 @@ def _lag_search(
 
 
 def _bin_gain(m: Float64Array, p: Float64Array, mask: np.ndarray) -> float | None:
-    pp = float(np.dot(p[mask], p[mask]))
+    pp = _dot(p[mask], p[mask])
     if pp <= 0 or np.count_nonzero(mask) < 50:
         return None
-    return float(np.dot(m[mask], p[mask])) / pp
+    return _dot(m[mask], p[mask]) / pp
 
 
 def _dynamics_drop_db(m: Float64Array, p: Float64Array, sample_rate: int) -> float | None:

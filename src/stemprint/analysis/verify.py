@@ -8,15 +8,17 @@ length. Only a failed null reads more: a bounded excerpt of every file for the d
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 
+from . import _meter_worker
 from .audio import BLOCK_FRAMES, AudioInfo, BlockReader, probe
 from .findings import Finding
-from .meters import LevelMeter, meter_for
+from .meters import FileLevels, LevelMeter, meter_for
 from .nulltest import (
     DEFAULT_NULL_THRESHOLD_DBFS,
     EXCERPT_SECONDS,
@@ -31,6 +33,8 @@ from .report import FileReport, VerificationReport
 
 #: DC offset above this magnitude (linear; −60 dBFS) is reported.
 DC_WARNING = 1e-3
+#: Packages with at least this much audio in total (s) are metered by worker processes.
+PARALLEL_MIN_SECONDS = 120.0
 
 
 def verify_package(
@@ -42,6 +46,7 @@ def verify_package(
     excerpt_seconds: float = EXCERPT_SECONDS,
     max_lag_seconds: float = MAX_LAG_SECONDS,
     block_frames: int = BLOCK_FRAMES,
+    workers: int | None = None,
 ) -> VerificationReport:
     """Verify a stem package.
 
@@ -63,6 +68,12 @@ def verify_package(
         Largest time offset the diagnosis searches, each way (s).
     block_frames
         Frames per streaming block.
+    workers
+        Processes sharing the work: this one runs the null test and meters about
+        ``1/workers`` of the files in the same pass; ``workers - 1`` worker subprocesses
+        (``python -m stemprint.analysis._meter_worker``) meter the others. ``None``: one per
+        CPU when the package holds at least :data:`PARALLEL_MIN_SECONDS` of audio, else 1
+        (everything in one lockstep pass in this process).
 
     Returns
     -------
@@ -96,12 +107,36 @@ def verify_package(
     if mismatch:
         skipped_reason = "sample rate or channel count differs between files"
 
-    meters = [meter_for(info) for info in infos]
     stem_idx = [i for i, e in enumerate(entries) if e.role == "stem"]
     ref_idx = [i for i, e in enumerate(entries) if e.role == "premaster"] + [0]
     accumulators = {i: NullAccumulator(block_frames) for i in ref_idx} if not mismatch else {}
     null_length = max(infos[i].length_samples for i in null_idx)
-    _stream(infos, meters, stem_idx, accumulators, null_length, block_frames)
+    if workers is None:
+        total_seconds = sum(info.duration_seconds for info in infos)
+        workers = (os.cpu_count() or 1) if total_seconds >= PARALLEL_MIN_SECONDS else 1
+    workers = max(1, min(workers, len(infos)))
+    # this process meters the first files (the mix first); workers split the rest
+    local = list(range(-(-len(infos) // workers)))
+    remote = [i for i in range(len(infos)) if i not in local]
+    groups = [remote[k :: workers - 1] for k in range(workers - 1)] if remote else []
+    procs = []
+    for group in groups:
+        try:
+            procs.append((group, _meter_worker.start([infos[i] for i in group])))
+        except OSError:  # no usable interpreter (frozen app …): meter here instead
+            local += group
+    try:
+        meters = {i: meter_for(infos[i]) for i in local}
+        _stream(infos, meters, stem_idx, accumulators, null_length, block_frames)
+        levels: dict[int, FileLevels] = {i: m.result() for i, m in meters.items()}
+        for group, proc in procs:
+            levels.update(zip(group, _meter_worker.collect(proc), strict=True))
+    except BaseException:
+        for _, proc in procs:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+        raise
 
     reports = [
         FileReport(
@@ -116,9 +151,9 @@ def verify_package(
             subtype=info.subtype,
             bit_depth=info.bit_depth,
             is_float=info.is_float,
-            levels=meter.result(),
+            levels=lv,
         )
-        for e, info, meter in zip(entries, infos, meters, strict=True)
+        for e, info, lv in zip(entries, infos, [levels[i] for i in range(len(infos))], strict=True)
     ]
     findings += _level_findings(reports)
 
@@ -172,28 +207,34 @@ def verify_package(
 
 def _stream(
     infos: list[AudioInfo],
-    meters: list[LevelMeter],
+    meters: dict[int, LevelMeter],
     stem_idx: list[int],
     accumulators: dict[int, NullAccumulator],
     null_length: int,
     block_frames: int,
 ) -> None:
-    """One pass over all files in lockstep: meters for every file, null sums for the refs."""
-    total = max(info.length_samples for info in infos)
-    readers = [BlockReader(info) for info in infos]
+    """One pass over the files in lockstep: null sums for the references, and the meters of the
+    files in ``meters`` (the others are metered elsewhere)."""
+    in_null = {
+        i for i in range(len(infos)) if accumulators and (i in accumulators or i in stem_idx)
+    }
+    wanted = [i for i in range(len(infos)) if i in meters or i in in_null]
+    if not wanted:
+        return
+    total = max(infos[i].length_samples for i in wanted)
+    readers = {i: BlockReader(infos[i]) for i in wanted}
     try:
         pos = 0
         while pos < total:
             n = min(block_frames, total - pos)
             blocks: dict[int, np.ndarray] = {}
-            for i, (reader, info, meter) in enumerate(zip(readers, infos, meters, strict=True)):
-                real = min(n, max(info.length_samples - pos, 0))
-                in_null = i in accumulators or i in stem_idx
-                if real == 0 and not in_null:
+            for i, reader in readers.items():
+                real = min(n, max(infos[i].length_samples - pos, 0))
+                if real == 0 and i not in in_null:
                     continue
-                block = reader.read(n if in_null else real)
-                if real:
-                    meter.process(block[:, :real] if real < n else block)
+                block = reader.read(n if i in in_null else real)
+                if real and i in meters:
+                    meters[i].process(block[:, :real] if real < n else block)
                 blocks[i] = block
             if accumulators and pos < null_length:
                 k = min(n, null_length - pos)
@@ -204,7 +245,7 @@ def _stream(
                     acc.add(blocks[r][:, :k], stem_sum)
             pos += n
     finally:
-        for reader in readers:
+        for reader in readers.values():
             reader.close()
 
 

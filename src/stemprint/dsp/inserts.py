@@ -276,23 +276,6 @@ def validate_insert(
     return spec
 
 
-class _Fifo:
-    """A growable ``(channels, samples)`` float buffer with pop from the front."""
-
-    def __init__(self, channels: int, dtype: Any) -> None:
-        self._data = np.zeros((channels, 0), dtype=dtype)
-
-    def __len__(self) -> int:
-        return int(self._data.shape[1])
-
-    def push(self, block: np.ndarray) -> None:
-        self._data = np.concatenate([self._data, block], axis=1) if len(self) else block
-
-    def pop(self, n: int) -> np.ndarray:
-        out, self._data = self._data[:, :n], self._data[:, n:]
-        return out
-
-
 class SampleDelay:
     """A pure delay of a whole number of samples (stemprint's own ``sample_delay`` insert).
 
@@ -333,9 +316,9 @@ class _PedalboardStage:
         self.output_channels, holdback = self._probe_holdback()
         self.holdback_samples = holdback
         self.latency_samples = CHUNK_SAMPLES + holdback
-        self._in = _Fifo(channels, np.float32)
-        self._out = _Fifo(self.output_channels, np.float32)
-        self._out.push(np.zeros((self.output_channels, self.latency_samples), np.float32))
+        # Input not yet fed (less than one chunk) and output not yet taken.
+        self._pending_in = np.zeros((channels, 0), np.float32)
+        self._pending_out = np.zeros((self.output_channels, self.latency_samples), np.float32)
 
     def _probe_holdback(self) -> tuple[int, int]:
         """Feed silence in fixed chunks and measure how many samples the plug-ins hold back."""
@@ -360,19 +343,26 @@ class _PedalboardStage:
         return channels_out, holdback
 
     def __call__(self, block: np.ndarray) -> np.ndarray:
-        self._in.push(block.astype(np.float32, copy=False))
-        while len(self._in) >= CHUNK_SAMPLES:
-            chunk = np.ascontiguousarray(self._in.pop(CHUNK_SAMPLES))
+        x = block.astype(np.float32)
+        if self._pending_in.shape[1]:
+            x = np.concatenate([self._pending_in, x], axis=1)
+        full = x.shape[1] - x.shape[1] % CHUNK_SAMPLES
+        outs = [self._pending_out]
+        for i in range(0, full, CHUNK_SAMPLES):
+            chunk = np.ascontiguousarray(x[:, i : i + CHUNK_SAMPLES])
             out = self._board(chunk, self.sample_rate, reset=False)
             if out.shape[1]:
-                self._out.push(np.asarray(out))
+                outs.append(out)
+        self._pending_in = x[:, full:]
+        y = np.concatenate(outs, axis=1) if len(outs) > 1 else outs[0]
         n = block.shape[1]
-        if len(self._out) < n:
+        if y.shape[1] < n:
             raise RenderError(
                 f"{self.where}: plug-in latency changed while rendering "
                 f"(measured {self.holdback_samples} samples when probed)"
             )
-        return self._out.pop(n)
+        self._pending_out = y[:, n:]
+        return y[:, :n]
 
 
 class InsertChain:

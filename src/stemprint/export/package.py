@@ -48,6 +48,8 @@ class RenderOptions:
         ``auto`` (TPDF when writing 16-bit), ``none``, ``tpdf``.
     block_size
         Render block in samples (speed only; the output does not depend on it).
+    threads
+        Worker threads (default: one per CPU; speed only).
     force
         Replace an existing output folder.
     allow_plugins
@@ -62,6 +64,7 @@ class RenderOptions:
     bit_depth: BitDepth = "24"
     dither: Dither = "auto"
     block_size: int = DEFAULT_BLOCK_SIZE
+    threads: int | None = None
     force: bool = False
     allow_plugins: bool = False
     premaster: str = "auto"
@@ -141,7 +144,7 @@ def render_package(
     check_output_dir(out_dir, options.force)
     if graph is None:
         graph = compile_session(loaded, allow_plugins=options.allow_plugins)
-    renderer = Renderer(graph, options.block_size)
+    renderer = Renderer(graph, options.block_size, options.threads)
 
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     tmp = out_dir.parent / f".{out_dir.name}.partial-{os.getpid()}"

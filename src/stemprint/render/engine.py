@@ -11,7 +11,9 @@ drawn frame by frame from a seeded generator (``export.audio``).
 from __future__ import annotations
 
 import math
+import os
 from collections.abc import Callable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Literal, Protocol
 
@@ -108,9 +110,16 @@ class Renderer:
         The compiled session. Its latencies are set here (plug-ins are probed).
     block_size
         Samples per render block (performance only: the output does not depend on it).
+    threads
+        Worker threads for independent nodes (default: one per CPU). pedalboard, soxr,
+        libsndfile and large numpy operations release the GIL, so routes of one level (every
+        track, then the buses they feed) run in parallel. The output does not depend on it:
+        each node's computation is the same, and sums keep their order.
     """
 
-    def __init__(self, graph: RenderGraph, block_size: int = DEFAULT_BLOCK_SIZE) -> None:
+    def __init__(
+        self, graph: RenderGraph, block_size: int = DEFAULT_BLOCK_SIZE, threads: int | None = None
+    ) -> None:
         if block_size < MIN_BLOCK_SIZE:
             raise InputError(
                 f"block size {block_size} is too small",
@@ -119,6 +128,9 @@ class Renderer:
             )
         self.graph = graph
         self.block_size = block_size
+        self.threads = max(1, threads if threads is not None else (os.cpu_count() or 1))
+        self._pool: ThreadPoolExecutor | None = None
+        self.levels = _levels(graph)
         self.chains: dict[str, InsertChain] = {}
         for node in graph.nodes:
             if node.audible and node.inserts:
@@ -173,25 +185,33 @@ class Renderer:
             if n.kind == "track" and n.audible
         }
         stem_taps = {t.route: t.key for t in self.taps if t.route and t.key in trimmed}
-        try:
-            for index in range(blocks):
-                start = index * self.block_size
-                pre, post = self._render_block(start, readers)
-                master_in, contributions = self._master_input(pre, post, stem_taps)
-                mix = self._process_node(graph.master, master_in, start, pre, post)
-                for key, sink in trimmed.items():
-                    if key == "mix":
-                        sink.write(mix)
-                    elif key == "premaster":
-                        sink.write(master_in)
-                    else:
-                        sink.write(contributions[key])
-                if progress is not None:
-                    progress(min(start + self.block_size, run_length), run_length)
-        finally:
-            for track_readers in readers.values():
-                for reader in track_readers:
-                    reader.close()
+        # Sinks (quantizing, file writes) run on a background thread, one block behind the
+        # render, in order; at most one block waits, so memory stays flat.
+        pending: Future[None] | None = None
+        with ThreadPoolExecutor(max_workers=1) as output_pool:
+            try:
+                for index in range(blocks):
+                    start = index * self.block_size
+                    pre, post = self._render_block(start, readers)
+                    master_in, contributions = self._master_input(pre, post, stem_taps)
+                    mix = self._process_node(graph.master, master_in, start, pre, post)
+                    outputs = {"mix": mix, "premaster": master_in, **contributions}
+                    if pending is not None:
+                        pending.result()
+                    pending = output_pool.submit(_write_all, trimmed, outputs)
+                    if progress is not None:
+                        progress(min(start + self.block_size, run_length), run_length)
+                if pending is not None:
+                    pending.result()
+            finally:
+                if pending is not None:
+                    pending.cancel()
+                for track_readers in readers.values():
+                    for reader in track_readers:
+                        reader.close()
+                if self._pool is not None:
+                    self._pool.shutdown()
+                    self._pool = None
         for sink in trimmed.values():
             sink.sink.close()
 
@@ -204,9 +224,8 @@ class Renderer:
         pre: dict[str, np.ndarray] = {}
         post: dict[str, np.ndarray] = {}
         n = self.block_size
-        for node in self.graph.nodes[:-1]:
-            if not node.audible:
-                continue
+
+        def run_node(node: Node) -> None:
             if node.kind == "track":
                 x = np.zeros((node.channels, n))
                 for reader in readers[node.key]:
@@ -215,6 +234,16 @@ class Renderer:
             else:
                 x = self._sum_inputs(node.inputs, pre, post, n)
             self._process_node(node, x, start, pre, post)
+
+        for level in self.levels:
+            if self.threads > 1 and len(level) > 1:
+                if self._pool is None:
+                    self._pool = ThreadPoolExecutor(max_workers=self.threads)
+                # list() re-raises the first worker exception here, in the render thread.
+                list(self._pool.map(run_node, level))
+            else:
+                for node in level:
+                    run_node(node)
         return pre, post
 
     def _process_node(
@@ -284,6 +313,29 @@ class Renderer:
                     signal if signal is not None else np.zeros((2, n))
                 )
         return total, contributions
+
+
+def _write_all(trimmed: dict[str, _TrimmedSink], outputs: dict[str, np.ndarray]) -> None:
+    for key, sink in trimmed.items():
+        sink.write(outputs[key])
+
+
+def _levels(graph: RenderGraph) -> list[list[Node]]:
+    """Audible nodes but the master, grouped so that no node feeds another of its group.
+
+    A node's level is one more than the highest level among its audible sources (tracks: 0).
+    """
+    level: dict[str, int] = {}
+    for node in graph.nodes[:-1]:
+        if not node.audible:
+            continue
+        sources = [level[e.source] for e in node.inputs if e.source in level]
+        level[node.key] = 1 + max(sources) if sources else 0
+    groups: list[list[Node]] = [[] for _ in range(max(level.values(), default=-1) + 1)]
+    for node in graph.nodes[:-1]:
+        if node.key in level:
+            groups[level[node.key]].append(node)
+    return groups
 
 
 def _start(clip: object) -> int:

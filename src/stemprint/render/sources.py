@@ -285,16 +285,24 @@ class ClipReader:
         data = self._next(count).T  # (channels, count)
         first = self._position  # index inside the clip of data[:, 0]
         self._position += count
-        gain = np.full(count, plan.gain_linear)
-        if plan.fade_in_samples and first < plan.fade_in_samples:
-            idx = np.arange(first, first + count, dtype=np.float64)
-            gain *= np.minimum(idx / plan.fade_in_samples, 1.0)
         fade_from = plan.length_samples - plan.fade_out_samples
-        if plan.fade_out_samples and first + count > fade_from:
-            idx = np.arange(first, first + count, dtype=np.float64)
-            remaining = (plan.length_samples - 1 - idx) / plan.fade_out_samples
-            gain *= np.where(idx >= fade_from, remaining, 1.0)
+        in_fade = (plan.fade_in_samples and first < plan.fade_in_samples) or (
+            plan.fade_out_samples and first + count > fade_from
+        )
         view = target[:, lo - block_start : hi - block_start]
-        view += data * gain
+        if not in_fade:
+            if plan.gain_linear == 1.0:
+                view += data
+            else:
+                view += data * plan.gain_linear
+        else:
+            idx = np.arange(first, first + count, dtype=np.float64)
+            gain = np.full(count, plan.gain_linear)
+            if plan.fade_in_samples:
+                gain *= np.minimum(idx / plan.fade_in_samples, 1.0)
+            if plan.fade_out_samples:
+                remaining = (plan.length_samples - 1 - idx) / plan.fade_out_samples
+                gain *= np.where(idx >= fade_from, remaining, 1.0)
+            view += data * gain
         if self._position >= plan.length_samples:
             self.close()

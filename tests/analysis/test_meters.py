@@ -1,0 +1,196 @@
+"""Meter accuracy against signals with published or analytically known levels.
+
+EBU Tech 3341 (loudness: integrated, momentary, short-term) and Tech 3342 (loudness range) test
+cases are synthesized from their definitions: 1 kHz sines at given dBFS per channel. For a
+1 kHz sine the K-weighting gain is such that a stereo sine at X dBFS per channel reads X LUFS.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+from analysis_synth import FS, write_wav
+
+from stemprint.analysis import LevelMeter, TruePeakMeter, measure_file
+
+
+def sine(level_dbfs: float, seconds: float, freq: float = 1000.0, channels: int = 2,
+         fs: int = FS) -> np.ndarray:
+    """Sine at ``level_dbfs`` peak per channel, shape (channels, samples)."""
+    t = np.arange(int(round(seconds * fs))) / fs
+    x = 10 ** (level_dbfs / 20) * np.sin(2 * np.pi * freq * t)
+    return np.tile(x, (channels, 1))
+
+
+def meter(x: np.ndarray, fs: int = FS, block: int = 65536) -> LevelMeter:
+    m = LevelMeter(fs, x.shape[0])
+    for a in range(0, x.shape[1], block):
+        m.process(x[:, a : a + block])
+    return m
+
+
+def seq(*parts: tuple[float, float]) -> np.ndarray:
+    """Concatenate (level_dbfs, seconds) 1 kHz stereo sine sections (level None = silence)."""
+    return np.concatenate([sine(db, s) for db, s in parts], axis=1)
+
+
+# --- EBU Tech 3341 -------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("parts", "expected_lufs"),
+    [
+        (((-23.0, 20.0),), -23.0),  # case 1
+        (((-33.0, 20.0),), -33.0),  # case 2
+        (((-36.0, 10.0), (-23.0, 60.0), (-36.0, 10.0)), -23.0),  # case 3 (relative gate)
+        (((-72.0, 10.0), (-36.0, 10.0), (-23.0, 60.0), (-36.0, 10.0), (-72.0, 10.0)), -23.0),
+        (((-26.0, 20.0), (-20.0, 20.1), (-26.0, 20.0)), -23.0),  # case 5
+    ],
+)
+def test_tech3341_integrated(parts: tuple[tuple[float, float], ...], expected_lufs: float) -> None:
+    levels = meter(seq(*parts)).result()
+    assert levels.loudness_lufs == pytest.approx(expected_lufs, abs=0.1)
+
+
+def test_tech3341_case1_momentary_and_short_term() -> None:
+    levels = meter(sine(-23.0, 20.0)).result()
+    assert levels.max_momentary_lufs == pytest.approx(-23.0, abs=0.1)
+    assert levels.max_short_term_lufs == pytest.approx(-23.0, abs=0.1)
+
+
+def test_tech3341_case6_five_channels() -> None:
+    # L, R, C at -28 dBFS, Ls, Rs at -24.5 dBFS (surrounds weighted +1.5 dB) -> -23 LUFS
+    x = np.concatenate([sine(-28.0, 20.0, channels=3), sine(-24.5, 20.0, channels=2)])
+    assert meter(x).result().loudness_lufs == pytest.approx(-23.0, abs=0.1)
+
+
+def test_tech3341_case9_short_term_constant() -> None:
+    # 1.34 s at -20 dBFS then 1.66 s at -30 dBFS, repeated: every 3 s window holds one period,
+    # so the short-term loudness is constant at -23 LUFS.
+    x = np.concatenate([seq((-20.0, 1.34), (-30.0, 1.66)) for _ in range(5)], axis=1)
+    assert meter(x).result().max_short_term_lufs == pytest.approx(-23.0, abs=0.1)
+
+
+def test_max_momentary_of_a_burst() -> None:
+    # 1 s at -20 dBFS inside -30 dBFS: momentary max -20; short-term max (1·0.01 + 2·0.001)/3
+    x = seq((-30.0, 5.0), (-20.0, 1.0), (-30.0, 5.0))
+    levels = meter(x).result()
+    assert levels.max_momentary_lufs == pytest.approx(-20.0, abs=0.1)
+    assert levels.max_short_term_lufs == pytest.approx(10 * np.log10(0.012 / 3), abs=0.1)
+
+
+# --- EBU Tech 3342 -------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("parts", "expected_lra"),
+    [
+        (((-20.0, 20.0), (-30.0, 20.0)), 10.0),  # case 1
+        (((-20.0, 20.0), (-15.0, 20.0)), 5.0),  # case 2
+        (((-40.0, 20.0), (-20.0, 20.0)), 20.0),  # case 3
+        (((-50.0, 20.0), (-35.0, 20.0), (-20.0, 20.0), (-35.0, 20.0), (-50.0, 20.0)), 15.0),
+    ],
+)
+def test_tech3342_loudness_range(parts: tuple[tuple[float, float], ...],
+                                 expected_lra: float) -> None:
+    assert meter(seq(*parts)).result().loudness_range_lu == pytest.approx(expected_lra, abs=1.0)
+
+
+# --- true peak (ITU-R BS.1770-4 Annex 2) ---------------------------------------------------
+
+
+def faded(x: np.ndarray, fade: int = 4800) -> np.ndarray:
+    """Raised-cosine fade in/out (no edge discontinuity to ring)."""
+    ramp = 0.5 - 0.5 * np.cos(np.linspace(0, np.pi, fade))
+    env = np.ones(x.shape[-1])
+    env[:fade], env[-fade:] = ramp, ramp[::-1]
+    return x * env
+
+
+@pytest.mark.parametrize("amplitude_dbfs", [0.0, -6.0])
+def test_true_peak_quarter_rate_sine_45_degrees(amplitude_dbfs: float) -> None:
+    # sin(pi/2 n + pi/4): every sample is ±0.707·A, the peaks fall between samples
+    n = np.arange(FS * 2)
+    a = 10 ** (amplitude_dbfs / 20)
+    x = faded(a * np.sin(np.pi / 2 * n + np.pi / 4))
+    levels = meter(np.stack([x, x])).result()
+    assert levels.sample_peak_dbfs == pytest.approx(amplitude_dbfs - 3.01, abs=0.01)
+    assert levels.true_peak_dbtp == pytest.approx(amplitude_dbfs, abs=0.3)
+    assert levels.true_peak_dbtp - levels.sample_peak_dbfs > 2.7
+
+
+def test_true_peak_equals_sample_peak_for_sampled_peaks() -> None:
+    # 1 kHz at 48 kHz has a sample on every crest: true peak = sample peak (within tolerance)
+    levels = meter(faded(sine(-1.0, 2.0))).result()
+    assert levels.true_peak_dbtp == pytest.approx(-1.0, abs=0.3)
+    assert levels.true_peak_dbtp >= levels.sample_peak_dbfs
+
+
+def test_true_peak_sparse_and_dense_paths_agree() -> None:
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal((1, 200_000)) * 0.05
+    x[0, 123_457] = 0.9  # one isolated spike: sparse path
+    x[0, 123_458] = -0.9  # the interpolated overshoot between them exceeds 0.9
+    streamed = TruePeakMeter(1)
+    for a in range(0, x.shape[1], 7919):
+        streamed.process(x[:, a : a + 7919])
+    streamed.flush()
+    from numpy.lib.stride_tricks import sliding_window_view
+
+    from stemprint.analysis.meters import _KERNEL
+
+    padded = np.concatenate([np.zeros(11), x[0], np.zeros(11)])
+    reference = max(np.abs(sliding_window_view(padded, 12) @ _KERNEL).max(), np.abs(x).max())
+    assert streamed.peak[0] == pytest.approx(reference, rel=1e-12)
+    assert streamed.peak[0] > 0.9
+
+
+# --- DC, clipping, correlation, silence -----------------------------------------------------
+
+
+def test_dc_offset_correlation_and_peaks(tmp_path: Path) -> None:
+    rng = np.random.default_rng(1)
+    left = 0.1 * rng.standard_normal(FS * 3) + 0.01
+    right = -left + 0.02  # anti-phase apart from DC
+    path = write_wav(tmp_path / "dc.wav", np.stack([left, right]))
+    levels = measure_file(path)
+    assert levels.dc_offset_per_channel[0] == pytest.approx(0.01, abs=2e-3)
+    assert levels.dc_offset_per_channel[1] == pytest.approx(0.01, abs=2e-3)
+    assert levels.channel_correlation is not None and levels.channel_correlation < -0.95
+    assert levels.sample_peak_dbfs == pytest.approx(
+        20 * np.log10(np.abs(np.stack([left, right]).astype(np.float32)).max()), abs=1e-4)
+
+
+def test_clipped_runs_in_16_bit_file(tmp_path: Path) -> None:
+    x = np.zeros((2, FS))
+    x[0, 1000:1005] = 1.0  # 5 samples at positive full scale (32767/32768 in 16-bit)
+    x[0, 2000:2002] = 1.0  # only 2: not a clipped run
+    x[1, 24000:24003] = -1.0  # 3 at negative full scale
+    path = tmp_path / "clip.wav"
+    sf.write(str(path), x.T, FS, subtype="PCM_16")
+    levels = measure_file(path)
+    assert levels.clipped_run_count == 2
+    runs = [(r.channel, r.start_sample, r.length_samples) for r in levels.clipped_runs]
+    assert runs == [(0, 1000, 5), (1, 24000, 3)]
+    assert levels.clipped_runs[1].start_seconds == pytest.approx(0.5)
+
+
+def test_clipped_run_across_block_boundary() -> None:
+    x = np.zeros((1, 10_000))
+    x[0, 4095:4105] = 1.0  # crosses the 4096-frame block edge
+    x[0, 8190:8192] = -1.0  # ends exactly at a block end, continues into next? no: 2 samples
+    x[0, 8192:8193] = -1.0  # ... plus one more in the next block: a run of 3
+    levels = meter(x, block=4096).result()
+    runs = [(r.start_sample, r.length_samples) for r in levels.clipped_runs]
+    assert runs == [(4095, 10), (8190, 3)]
+
+
+def test_silence() -> None:
+    levels = meter(np.zeros((2, FS))).result()
+    assert levels.silent
+    assert levels.sample_peak_dbfs == -np.inf
+    assert levels.loudness_lufs == -np.inf
+    assert levels.to_dict()["loudness_lufs"] is None

@@ -185,6 +185,10 @@ def render(
     block_size: Annotated[
         int, typer.Option("--block-size", help="Render block in samples (speed only).")
     ] = 8192,
+    threads: Annotated[
+        int | None,
+        typer.Option("--threads", min=1, help="Worker threads (default: one per CPU; speed only)."),
+    ] = None,
     allow_plugins: Annotated[
         bool,
         typer.Option(
@@ -202,6 +206,7 @@ def render(
         bit_depth=bit_depth.value,
         dither=dither.value,
         block_size=block_size,
+        threads=threads,
         force=force,
         allow_plugins=allow_plugins,
         premaster=premaster.value,

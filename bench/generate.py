@@ -83,23 +83,49 @@ def generate(out: Path, tracks: int, minutes: float, plain: bool, seed: int = 1)
             track["inserts"] = [
                 {"type": "highpass_filter", "cutoff_frequency_hz": 40},
                 {"type": "peak_filter", "cutoff_frequency_hz": 2500, "gain_db": 2, "q": 1.0},
-                {"type": "compressor", "threshold_db": -24, "ratio": 3, "attack_ms": 5,
-                 "release_ms": 120},
+                {
+                    "type": "compressor",
+                    "threshold_db": -24,
+                    "ratio": 3,
+                    "attack_ms": 5,
+                    "release_ms": 120,
+                },
             ]
             track["sends"] = [{"to": "Reverb", "level_db": -18}]
             track["output"] = groups[i % 4]
         session["tracks"].append(track)
     if not plain:
         session["buses"] = [
-            {"name": g, "inserts": [{"type": "compressor", "threshold_db": -18, "ratio": 2,
-                                     "attack_ms": 30, "release_ms": 200}]}
+            {
+                "name": g,
+                "inserts": [
+                    {
+                        "type": "compressor",
+                        "threshold_db": -18,
+                        "ratio": 2,
+                        "attack_ms": 30,
+                        "release_ms": 200,
+                    }
+                ],
+            }
             for g in groups
-        ] + [{"name": "Reverb", "inserts": [{"type": "reverb", "room_size": 0.7,
-                                             "wet_level": 1.0, "dry_level": 0.0}]}]
+        ] + [
+            {
+                "name": "Reverb",
+                "inserts": [
+                    {"type": "reverb", "room_size": 0.7, "wet_level": 1.0, "dry_level": 0.0}
+                ],
+            }
+        ]
         session["master"] = {
             "inserts": [
-                {"type": "compressor", "threshold_db": -12, "ratio": 2, "attack_ms": 20,
-                 "release_ms": 250},
+                {
+                    "type": "compressor",
+                    "threshold_db": -12,
+                    "ratio": 2,
+                    "attack_ms": 20,
+                    "release_ms": 250,
+                },
                 {"type": "limiter", "threshold_db": -1.0, "release_ms": 100},
             ]
         }

@@ -185,6 +185,9 @@ def render(
     block_size: Annotated[
         int, typer.Option("--block-size", help="Render block in samples (speed only).")
     ] = 8192,
+    stems: Annotated[
+        bool, typer.Option("--stems/--no-stems", help="Write the stems (default) or the mix only.")
+    ] = True,
     threads: Annotated[
         int | None,
         typer.Option("--threads", min=1, help="Worker threads (default: one per CPU; speed only)."),
@@ -207,6 +210,7 @@ def render(
         dither=dither.value,
         block_size=block_size,
         threads=threads,
+        stems=stems,
         force=force,
         allow_plugins=allow_plugins,
         premaster=premaster.value,

@@ -50,6 +50,8 @@ class RenderOptions:
         Render block in samples (speed only; the output does not depend on it).
     threads
         Worker threads (default: one per CPU; speed only).
+    stems
+        Write the stems (``False``: the mix, and the premaster if chosen, only).
     force
         Replace an existing output folder.
     allow_plugins
@@ -65,6 +67,7 @@ class RenderOptions:
     dither: Dither = "auto"
     block_size: int = DEFAULT_BLOCK_SIZE
     threads: int | None = None
+    stems: bool = True
     force: bool = False
     allow_plugins: bool = False
     premaster: str = "auto"
@@ -210,7 +213,11 @@ def _choose_taps(graph: RenderGraph, renderer: Renderer, options: RenderOptions)
     want_premaster = options.premaster == "always" or (
         options.premaster == "auto" and master_processes
     )
-    return [t for t in renderer.taps if t.role != "premaster" or want_premaster]
+    return [
+        t
+        for t in renderer.taps
+        if (t.role != "premaster" or want_premaster) and (t.role != "stem" or options.stems)
+    ]
 
 
 def _file_paths(taps: list[Tap]) -> dict[str, str]:

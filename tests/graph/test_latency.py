@@ -121,3 +121,36 @@ def test_uncompensated_sample_delay_moves_audio(tmp_path):
     )
     out, _ = render_arrays(path)
     assert int(np.argmax(np.abs(out["mix"][0, :1500]))) == IMPULSE_AT + 26
+
+
+def test_measure_latency_finds_undeclared_latency(tmp_path):
+    from typer.testing import CliRunner
+
+    from stemprint.cli.main import app
+
+    _source(tmp_path, 48000)
+    path = write_session(
+        tmp_path,
+        {
+            "tracks": [
+                {
+                    "name": "A",
+                    "clips": [{"file": "a.wav"}],
+                    "inserts": [{"type": "sample_delay", "delay_samples": 26}],
+                },
+                {
+                    "name": "B",
+                    "clips": [{"file": "b.wav"}],
+                    "inserts": [
+                        {"type": "sample_delay", "delay_samples": 53, "latency_samples": 53},
+                        {"type": "gain", "gain_db": -3},
+                    ],
+                },
+            ]
+        },
+    )
+    result = CliRunner().invoke(app, ["validate", str(path), "--measure-latency"])
+    assert result.exit_code == 0, result.output
+    assert "track 'A'" in result.output and "differs by +26 samples" in result.output
+    assert "latency_samples: 26" in result.output
+    assert "track 'B'" in result.output and "latency ok" in result.output

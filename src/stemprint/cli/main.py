@@ -225,6 +225,14 @@ def render(
 def validate(
     session: Annotated[Path, typer.Argument(help="Session file (YAML).")],
     allow_plugins: Annotated[bool, typer.Option("--allow-plugins")] = False,
+    measure_latency: Annotated[
+        bool,
+        typer.Option(
+            "--measure-latency",
+            help="Measure every insert chain's real latency (noise burst, cross-correlation) and "
+            "warn where it differs from the reported or declared one.",
+        ),
+    ] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q")] = False,
 ) -> None:
     """Check SESSION (fields, routing, audio files, inserts) without rendering."""
@@ -234,6 +242,14 @@ def validate(
     loaded = load_session(session)
     graph = compile_session(loaded, allow_plugins=allow_plugins)
     _print_warnings(graph.warnings, quiet)
+    if measure_latency:
+        from stemprint.graph.compile import latency_report
+
+        for line in latency_report(graph):
+            if "differs" in line:
+                _print_warnings([line], quiet)
+            elif not quiet:
+                typer.echo(line)
     if not quiet:
         rate = graph.sample_rate
         typer.echo(

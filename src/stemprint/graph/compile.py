@@ -397,3 +397,33 @@ def compensate_latency(graph: RenderGraph, chain_latency: dict[str, int]) -> Non
             if edge.delay_samples < 0:  # an inaudible source: its (silent) edge is dropped
                 edge.delay_samples = 0
         node.latency_samples = arrival + node.chain_latency_samples
+
+
+def latency_report(graph: RenderGraph) -> list[str]:
+    """Measure each audible insert chain's latency error (``dsp.inserts.measure_latency``).
+
+    Returns
+    -------
+    list of str
+        One line per chain: ``ok``, ``differs by N samples`` (with the fix), or ``not measurable``.
+    """
+    from stemprint.dsp.inserts import measure_latency
+
+    lines = []
+    for node in graph.nodes:
+        if not (node.audible and node.inserts):
+            continue
+        error = measure_latency(node.inserts, graph.sample_rate, node.channels)
+        chain = " → ".join(spec.describe() for spec in node.inserts)
+        label = f"{node.kind} {node.name!r} ({chain})"
+        if error is None:
+            lines.append(f"{label}: latency not measurable (the chain does not preserve a burst)")
+        elif error == 0:
+            lines.append(f"{label}: latency ok")
+        else:
+            lines.append(
+                f"{label}: measured latency differs by {error:+d} samples from the reported one; "
+                f"declare it with `latency_samples: {error}` on the latent insert (added to any "
+                "value already declared)"
+            )
+    return lines

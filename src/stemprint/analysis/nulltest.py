@@ -5,9 +5,9 @@ Two parts:
 * :class:`NullAccumulator` streams over the **whole** files (fed block by block by
   :func:`stemprint.analysis.verify.verify_package`): residual = reference − Σ stems, in float64.
   It gives the residual peak and RMS (dBFS) that decide pass/fail, the least-squares gain between
-  the stem sum and the reference, and a per-block energy profile of the reference.
+  the stem sum and the reference, and per-block energy profiles (to place the excerpt).
 * :func:`diagnose_null` explains a failed null on a bounded **excerpt** (default 6 s around the
-  loudest block of the reference, plus ±1 s of margin for the lag search), so diagnosis costs the
+  block where the residual is largest, plus ±1 s of margin for the lag search), so it costs the
   same for a 3-minute song and a 3-hour film:
 
   1. per stem, FFT cross-correlation of the stem against its target (reference minus all the
@@ -203,7 +203,8 @@ class NullAccumulator:
         self.cross = 0.0
         self.values = 0
         self.frames = 0
-        self.block_energy: list[float] = []
+        self.block_energy: list[float] = []  # reference energy per block
+        self.residual_block_energy: list[float] = []  # residual energy per block
 
     def add(self, reference: Float64Array, stem_sum: Float64Array) -> None:
         """Add one block of reference and of Σ stems, both float64 ``(channels, samples)``."""
@@ -214,7 +215,9 @@ class NullAccumulator:
         r = residual.ravel()
         m = reference.ravel()
         s = stem_sum.ravel()
-        self.residual_sumsq += _dot(r, r)
+        residual_energy = _dot(r, r)
+        self.residual_sumsq += residual_energy
+        self.residual_block_energy.append(residual_energy)
         ref_energy = _dot(m, m)
         self.reference_sumsq += ref_energy
         self.sum_sumsq += _dot(s, s)
@@ -244,11 +247,23 @@ class NullAccumulator:
             decides_verdict=decides_verdict,
         )
 
-    def loudest_frame(self) -> int:
-        """Centre (in frames) of the block where the reference has the most energy."""
-        if not self.block_energy:
+    def excerpt_center(self, common_frames: int | None = None) -> int:
+        """Where to diagnose: centre (frames) of the block with the most residual energy.
+
+        The residual is largest where the fault shows (the offset stem plays, the limiter
+        works, the missing stem plays). Blocks past ``common_frames`` (the shortest file) are
+        skipped, so a length mismatch does not pull the excerpt onto the zero-padded tail.
+        Falls back to the block where the reference is loudest.
+        """
+        energy = np.asarray(self.residual_block_energy)
+        if common_frames is not None:
+            usable = max(common_frames // self.block_frames, 1)
+            energy = energy[:usable]
+        if energy.size == 0:
             return 0
-        k = int(np.argmax(self.block_energy))
+        if not np.any(energy > 0):
+            energy = np.asarray(self.block_energy[: energy.size])
+        k = int(np.argmax(energy))
         return k * self.block_frames + self.block_frames // 2
 
 
@@ -381,7 +396,7 @@ def diagnose_null(
     stems
         ``(label, info)`` per stem, same sample rate and channel count as the reference.
     center_frame
-        Where to centre the excerpt (normally the loudest block of the reference).
+        Where to centre the excerpt (see :meth:`NullAccumulator.excerpt_center`).
     severity
         Severity of the diagnoses (``info`` for a null that does not decide the verdict).
     excerpt_seconds

@@ -11,6 +11,7 @@ from typing import Any
 
 import numpy as np
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from .findings import SEVERITY_ORDER, Finding
@@ -229,20 +230,21 @@ def print_report(report: VerificationReport, console: Console) -> None:
         verdict = "[bold green]PASS[/]"
     else:
         verdict = "[bold red]FAIL[/]"
-    summary = f"{verdict} {report.package}: {n_err} error(s), {n_warn} warning(s)"
+    summary = f"{verdict} {escape(report.package)}: {n_err} error(s), {n_warn} warning(s)"
     if report.profile:
         summary += f", profile {report.profile}"
     console.print(summary, highlight=False)
     for null in report.nulls:
         if null.skipped_reason:
             console.print(
-                f"  null vs {null.reference}: not run ({null.skipped_reason})", highlight=False
+                f"  null vs {escape(null.reference)}: not run ({null.skipped_reason})",
+                highlight=False,
             )
             continue
         state = "[green]nulls[/]" if null.passed else "[red]does not null[/]"
         role = "" if null.decides_verdict else " (for information)"
         console.print(
-            f"  stems vs {null.reference}{role}: {state}: residual peak "
+            f"  stems vs {escape(null.reference)}{role}: {state}: residual peak "
             f"{_fmt(null.residual_peak_dbfs)} dBFS, RMS {_fmt(null.residual_rms_dbfs)} dBFS "
             f"(threshold {_fmt(null.threshold_dbfs)} dBFS)",
             highlight=False,
@@ -270,7 +272,7 @@ def print_report(report: VerificationReport, console: Console) -> None:
     for f in report.files:
         lv = f.levels
         fmt = f"{f.sample_rate / 1000:g} kHz {f.channels}ch {f.subtype}"
-        cells = [f.label, f.role, fmt, _fmt(f.duration_seconds, 2)]
+        cells = [escape(f.label), f.role, fmt, _fmt(f.duration_seconds, 2)]
         if lv is None:
             cells += ["–"] * 9
         else:
@@ -299,7 +301,7 @@ def print_report(report: VerificationReport, console: Console) -> None:
         if finding.severity == "info":
             continue
         mark = "[red]✗[/]" if finding.severity == "error" else "[yellow]![/]"
-        line = f"{mark} {finding.message}"
+        line = f"{mark} {escape(finding.message)}"
         if finding.advice:
-            line += f" → {finding.advice}"
+            line += f" → {escape(finding.advice)}"
         console.print(line, highlight=False)

@@ -179,7 +179,7 @@ def verify_package(
                 result,
                 infos[i],
                 [(entries[s].label, infos[s]) for s in stem_idx],
-                acc.loudest_frame(),
+                acc.excerpt_center(min(infos[j].length_samples for j in null_idx)),
                 severity="error" if decides else "info",
                 excerpt_seconds=excerpt_seconds,
                 max_lag_seconds=max_lag_seconds,

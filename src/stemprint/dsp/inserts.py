@@ -18,6 +18,7 @@ output is bit-identical for every render block size.
 from __future__ import annotations
 
 import difflib
+import math
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -130,6 +131,16 @@ class InsertSpec:
     declared_latency_samples: int = 0
 
     @property
+    def sidechain(self) -> str | None:
+        """The route this insert is keyed from (``sidechain:``), if any."""
+        return str(self.params["sidechain"]) if self.params.get("sidechain") else None
+
+    @property
+    def sidechain_pre_fader(self) -> bool:
+        """Take the key before the key route's fader and pan."""
+        return bool(self.params.get("sidechain_pre_fader", False))
+
+    @property
     def native(self) -> bool:
         """True for stemprint's own processors (numpy), False for pedalboard plug-ins."""
         return self.type in NATIVE_TYPES
@@ -141,12 +152,13 @@ class InsertSpec:
             args += f"{', ' if args else ''}latency_samples={self.declared_latency_samples}"
         return f"{self.type}({args})"
 
-    def build(self) -> Any:
+    def build(self, sample_rate: int = 48000) -> Any:
         """Instantiate the processor (a pedalboard plug-in, or a native processor)."""
         import pedalboard
 
         if self.native:
-            return NATIVE_TYPES[self.type](**self.params)
+            params = {k: v for k, v in self.params.items() if k not in _KEY_PARAMETERS}
+            return NATIVE_TYPES[self.type](params, sample_rate)
 
         if self.type in EXTERNAL_TYPES:
             params = dict(self.params)
@@ -214,16 +226,7 @@ def validate_insert(
             fix="declare the plug-in's true latency in samples, e.g. latency_samples: 64",
         )
     if type_name in NATIVE_TYPES:
-        valid_native = NATIVE_PARAMETERS[type_name]
-        for key, value in params.items():
-            if key not in valid_native:
-                raise InputError(
-                    f"unknown parameter {key!r} for {type_name}",
-                    field=where,
-                    fix="valid parameters: " + ", ".join(valid_native),
-                )
-            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-                raise InputError(f"{key} must be a whole number >= 0, got {value!r}", field=where)
+        _check_native(type_name, params, where)
         return InsertSpec(type_name, params, where, declared)
     if type_name in EXTERNAL_TYPES:
         if not allow_plugins:
@@ -299,8 +302,92 @@ class SampleDelay:
         return joined[:, :n]
 
 
-NATIVE_TYPES: dict[str, type] = {"sample_delay": SampleDelay}
-NATIVE_PARAMETERS: dict[str, dict[str, Any]] = {"sample_delay": {"delay_samples": 0}}
+class _SidechainStage:
+    """``sidechain_compressor``: :class:`stemprint.dsp.dynamics.SidechainCompressor` as an insert.
+
+    Keyed from another route when the insert names ``sidechain:``; from its own input otherwise.
+    """
+
+    def __init__(self, sample_rate: int, params: dict[str, Any]) -> None:
+        from stemprint.dsp.dynamics import SidechainCompressor
+
+        self.compressor = SidechainCompressor(
+            sample_rate,
+            threshold_db=float(params.get("threshold_db", 0.0)),
+            ratio=float(params.get("ratio", 1.0)),
+            attack_ms=float(params.get("attack_ms", 1.0)),
+            release_ms=float(params.get("release_ms", 100.0)),
+            knee_db=float(params.get("knee_db", 0.0)),
+            makeup_db=float(params.get("makeup_db", 0.0)),
+            detector=str(params.get("detector", "peak")),
+        )
+
+    def __call__(self, block: np.ndarray, key: np.ndarray | None = None) -> np.ndarray:
+        return np.asarray(self.compressor.process(block, key), dtype=np.float64)
+
+
+NATIVE_TYPES: dict[str, Any] = {
+    "sample_delay": lambda params, sample_rate: SampleDelay(**params),
+    "sidechain_compressor": lambda params, sample_rate: _SidechainStage(sample_rate, params),
+}
+#: stemprint's own processors: parameters and their defaults (the default's type is the type).
+NATIVE_PARAMETERS: dict[str, dict[str, Any]] = {
+    "sample_delay": {"delay_samples": 0},
+    "sidechain_compressor": {
+        "threshold_db": 0.0,
+        "ratio": 1.0,
+        "attack_ms": 1.0,
+        "release_ms": 100.0,
+        "knee_db": 0.0,
+        "makeup_db": 0.0,
+        "detector": "peak",
+        "sidechain": "",
+        "sidechain_pre_fader": False,
+    },
+}
+_KEY_PARAMETERS = ("sidechain", "sidechain_pre_fader")
+
+
+def _check_native(type_name: str, params: dict[str, Any], where: str) -> None:
+    valid = NATIVE_PARAMETERS[type_name]
+    for key, value in params.items():
+        if key not in valid:
+            close = difflib.get_close_matches(key, list(valid), n=1)
+            hint = f"did you mean {close[0]!r}? " if close else ""
+            raise InputError(
+                f"unknown parameter {key!r} for {type_name}",
+                field=where,
+                fix=hint + "valid parameters: " + ", ".join(valid),
+            )
+        default = valid[key]
+        if isinstance(default, bool):
+            ok = isinstance(value, bool)
+            kind = "true or false"
+        elif isinstance(default, int):
+            ok = isinstance(value, int) and not isinstance(value, bool) and value >= 0
+            kind = "a whole number >= 0"
+        elif isinstance(default, float):
+            ok = (
+                isinstance(value, int | float)
+                and not isinstance(value, bool)
+                and math.isfinite(value)
+            )
+            kind = "a finite number"
+        else:
+            ok = isinstance(value, str)
+            kind = "text"
+        if not ok:
+            raise InputError(f"{key} must be {kind}, got {value!r}", field=where)
+    if type_name == "sidechain_compressor":
+        if params.get("ratio", 1.0) < 1.0:
+            raise InputError("ratio must be >= 1", field=where)
+        for key in ("attack_ms", "release_ms"):
+            if params.get(key, 1.0) <= 0:
+                raise InputError(f"{key} must be > 0", field=where)
+        if params.get("knee_db", 0.0) < 0:
+            raise InputError("knee_db must be >= 0", field=where)
+        if params.get("detector", "peak") not in ("peak", "rms"):
+            raise InputError("detector must be 'peak' or 'rms'", field=where)
 
 
 class _PedalboardStage:
@@ -392,31 +479,42 @@ class InsertChain:
 
     def __init__(self, specs: Sequence[InsertSpec], sample_rate: int, channels: int) -> None:
         self.specs = list(specs)
-        self.stages: list[Any] = []
-        self.latency_samples = sum(s.declared_latency_samples for s in self.specs)
+        # (insert index of a native stage or None for a pedalboard group, stage)
+        self.stages: list[tuple[int | None, Any]] = []
+        self.input_latency_samples: dict[int, int] = {}
+        latency = 0
         current = channels
-        group: list[InsertSpec] = []
-        for spec in [*self.specs, None]:
+        group: list[tuple[int, InsertSpec]] = []
+        for index, spec in [*enumerate(self.specs), (len(self.specs), None)]:
             if spec is not None and not spec.native:
-                group.append(spec)
+                group.append((index, spec))
                 continue
             if group:
-                stage = _PedalboardStage(group, sample_rate, current)
-                self.stages.append(stage)
-                self.latency_samples += stage.latency_samples
+                stage = _PedalboardStage([s for _, s in group], sample_rate, current)
+                self.stages.append((None, stage))
+                # Inside one pedalboard stage the plug-ins are compensated together.
+                for i, _ in group:
+                    self.input_latency_samples[i] = latency
+                latency += stage.latency_samples
+                latency += sum(s.declared_latency_samples for _, s in group)
                 current = stage.output_channels
                 group = []
             if spec is not None:
-                self.stages.append(spec.build())
+                self.input_latency_samples[index] = latency
+                self.stages.append((index, spec.build(sample_rate)))
+                latency += spec.declared_latency_samples
+        self.latency_samples = latency
         self.output_channels = current
 
-    def process(self, block: np.ndarray) -> np.ndarray:
+    def process(self, block: np.ndarray, keys: dict[int, np.ndarray] | None = None) -> np.ndarray:
         """Process one block.
 
         Parameters
         ----------
         block
             ``(channels, n)`` float64.
+        keys
+            Sidechain key blocks by insert index, already aligned with that insert's input.
 
         Returns
         -------
@@ -424,8 +522,11 @@ class InsertChain:
             ``(output_channels, n)`` float64: the chain's output, ``latency_samples`` late.
         """
         x = block
-        for stage in self.stages:
-            x = stage(x)
+        for index, stage in self.stages:
+            if index is not None and isinstance(stage, _SidechainStage):
+                x = stage(np.asarray(x, dtype=np.float64), (keys or {}).get(index))
+            else:
+                x = stage(x)
         return np.asarray(x, dtype=np.float64)
 
 

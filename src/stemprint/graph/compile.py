@@ -41,7 +41,8 @@ class Edge:
     gain_linear
         Send level (1.0 for outputs).
     kind
-        ``output`` or ``send``.
+        ``output``, ``send``, or ``key`` (a sidechain key: an ordering edge whose audio goes to
+        one insert's detector, not into the sum).
     delay_samples
         Compensation delay applied to this edge (set by :func:`compensate_latency`).
     """
@@ -49,8 +50,10 @@ class Edge:
     source: str
     tap: TapPoint
     gain_linear: float
-    kind: Literal["output", "send"]
+    kind: Literal["output", "send", "key"]
     delay_samples: int = 0
+    insert_index: int | None = None
+    """For a sidechain key: the index of the keyed insert in the receiving node's chain."""
 
 
 @dataclass
@@ -77,6 +80,8 @@ class Node:
         Input channels (tracks: 1 if every clip is mono, else 2; buses: 2).
     inputs
         Edges summed at this node's input.
+    keys
+        Sidechain key edges into this node's inserts.
     output
         Name of the node this one outputs to (``None`` for the master).
     clips
@@ -96,6 +101,7 @@ class Node:
     channels: int
     output: str | None
     inputs: list[Edge] = field(default_factory=list)
+    keys: list[Edge] = field(default_factory=list)
     clips: list[ClipPlan] = field(default_factory=list)
     chain_latency_samples: int = 0
     input_latency_samples: int = 0
@@ -203,6 +209,7 @@ def compile_session(loaded: LoadedSession, allow_plugins: bool = False) -> Rende
             edge = Edge(source, tap, db_to_linear(send.level_db), "send")
             nodes[bus_key(send.to)].inputs.append(edge)
 
+    _sidechains(loaded, nodes)
     order = _topological_order(nodes, str(loaded.path))
     _resolve_mute_solo(loaded, nodes)
     ordered = [nodes[key] for key in order]
@@ -288,11 +295,44 @@ def _inserts(
     return specs
 
 
+def _sidechains(loaded: LoadedSession, nodes: dict[str, Node]) -> None:
+    """Add a key edge for every insert that names a ``sidechain:`` route."""
+    for node in nodes.values():
+        for index, spec in enumerate(node.inserts):
+            name = spec.sidechain
+            if name is None:
+                continue
+            if name.startswith(("track:", "bus:")) and name in nodes:
+                candidates = [name]
+            else:
+                candidates = [k for k in (f"track:{name}", f"bus:{name}") if k in nodes]
+            if not candidates:
+                raise SessionError(
+                    f"sidechain key route {name!r} does not exist",
+                    field=spec.where,
+                    fix="name a track or a bus of this session",
+                )
+            if len(candidates) > 1:
+                raise SessionError(
+                    f"sidechain {name!r} names both a track and a bus",
+                    field=spec.where,
+                    fix=f"write `track:{name}` or `bus:{name}`",
+                )
+            if candidates[0] == node.key:
+                raise SessionError(
+                    "a route cannot key its own sidechain",
+                    field=spec.where,
+                    fix="remove `sidechain:` to compress from the route's own signal",
+                )
+            tap: TapPoint = "pre_fader" if spec.sidechain_pre_fader else "post_fader"
+            node.keys.append(Edge(candidates[0], tap, 1.0, "key", insert_index=index))
+
+
 def _topological_order(nodes: dict[str, Node], file: str | None = None) -> list[str]:
     """Depth-first order (sources first, master last); a cycle raises and prints its path."""
     feeds: dict[str, list[str]] = {name: [] for name in nodes}
     for name, node in nodes.items():
-        for edge in node.inputs:
+        for edge in [*node.inputs, *node.keys]:
             feeds[edge.source].append(name)
     state: dict[str, int] = {}  # 1 visiting, 2 done
     order: list[str] = []
@@ -307,8 +347,8 @@ def _topological_order(nodes: dict[str, Node], file: str | None = None) -> list[
                 "routing cycle: " + " → ".join(cycle),
                 file=file,
                 field="buses",
-                fix="a bus cannot feed, directly or through sends, a bus that feeds it; "
-                "break the cycle by changing an `output` or removing a send",
+                fix="a bus cannot feed, directly or through sends or sidechain keys, a route "
+                "that feeds it; break the cycle by changing an `output`, a send or a `sidechain`",
             )
         state[name] = 1
         stack_path.append(name)
@@ -376,8 +416,15 @@ def _resolve_mute_solo(loaded: LoadedSession, nodes: dict[str, Node]) -> None:
         node.audible = not route.mute and (keep is None or name in keep)
 
 
-def compensate_latency(graph: RenderGraph, chain_latency: dict[str, int]) -> None:
+def compensate_latency(
+    graph: RenderGraph,
+    chain_latency: dict[str, int],
+    insert_input_latency: dict[str, dict[int, int]] | None = None,
+) -> None:
     """Set edge delays and node latencies from each node's insert-chain latency.
+
+    A sidechain key must reach its insert together with the audio at that insert's input: when
+    the key route is later than that, the whole node waits for it (its input latency rises).
 
     Parameters
     ----------
@@ -385,17 +432,26 @@ def compensate_latency(graph: RenderGraph, chain_latency: dict[str, int]) -> Non
         The compiled graph (modified in place).
     chain_latency
         Latency in samples of each node's insert chain, by node key.
+    insert_input_latency
+        By node key, the latency inside the chain at each insert's input (for sidechain keys).
     """
     by_key = graph.by_key
+    inside = insert_input_latency or {}
     for node in graph.nodes:
         node.chain_latency_samples = chain_latency.get(node.key, 0)
         live = [e for e in node.inputs if by_key[e.source].audible]
         arrival = max((by_key[e.source].latency_samples for e in live), default=0)
+        for key in node.keys:
+            offset = inside.get(node.key, {}).get(key.insert_index or 0, 0)
+            if by_key[key.source].audible:
+                arrival = max(arrival, by_key[key.source].latency_samples - offset)
         node.input_latency_samples = arrival
         for edge in node.inputs:
-            edge.delay_samples = arrival - by_key[edge.source].latency_samples
-            if edge.delay_samples < 0:  # an inaudible source: its (silent) edge is dropped
-                edge.delay_samples = 0
+            # An inaudible source's (silent) edge needs no delay.
+            edge.delay_samples = max(arrival - by_key[edge.source].latency_samples, 0)
+        for key in node.keys:
+            offset = inside.get(node.key, {}).get(key.insert_index or 0, 0)
+            key.delay_samples = max(arrival + offset - by_key[key.source].latency_samples, 0)
         node.latency_samples = arrival + node.chain_latency_samples
 
 

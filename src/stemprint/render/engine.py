@@ -135,10 +135,14 @@ class Renderer:
         for node in graph.nodes:
             if node.audible and node.inserts:
                 self.chains[node.key] = InsertChain(node.inserts, graph.sample_rate, node.channels)
-        compensate_latency(graph, {k: c.latency_samples for k, c in self.chains.items()})
+        compensate_latency(
+            graph,
+            {k: c.latency_samples for k, c in self.chains.items()},
+            {k: c.input_latency_samples for k, c in self.chains.items()},
+        )
         self._delays: dict[int, DelayLine] = {}
         for node in graph.nodes:
-            for edge in node.inputs:
+            for edge in [*node.inputs, *node.keys]:
                 if edge.delay_samples:
                     self._delays[id(edge)] = DelayLine(2, edge.delay_samples)
         master = graph.master
@@ -258,7 +262,16 @@ class Renderer:
             x = -x
         chain = self.chains.get(node.key)
         if chain is not None:
-            x = chain.process(x)
+            keys = None
+            if node.keys:
+                keys = {}
+                for edge in node.keys:
+                    signal = self._edge_signal(edge, pre, post)
+                    # A muted key route is a silent key (not "no key", which would self-key).
+                    if signal is None:
+                        signal = np.zeros((2, x.shape[1]))
+                    keys[edge.insert_index or 0] = signal
+            x = chain.process(x, keys)
             _check_finite(x, node, start - chain.latency_samples, "its inserts")
         pre[node.key] = x
         if node.kind == "master":
@@ -329,7 +342,7 @@ def _levels(graph: RenderGraph) -> list[list[Node]]:
     for node in graph.nodes[:-1]:
         if not node.audible:
             continue
-        sources = [level[e.source] for e in node.inputs if e.source in level]
+        sources = [level[e.source] for e in [*node.inputs, *node.keys] if e.source in level]
         level[node.key] = 1 + max(sources) if sources else 0
     groups: list[list[Node]] = [[] for _ in range(max(level.values(), default=-1) + 1)]
     for node in graph.nodes[:-1]:

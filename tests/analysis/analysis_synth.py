@@ -5,7 +5,6 @@ A uniquely named module rather than ``conftest`` so that tests can import it una
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -69,8 +68,13 @@ def write_package(
     stem_dir = root / "stems" if manifest else root
     for name, x in stems.items():
         write_wav(stem_dir / f"{name}.wav", x, subtype, fs)
-        files.append({"path": (stem_dir / f"{name}.wav").relative_to(root).as_posix(),
-                      "role": "stem", "name": name})
+        files.append(
+            {
+                "path": (stem_dir / f"{name}.wav").relative_to(root).as_posix(),
+                "role": "stem",
+                "name": name,
+            }
+        )
     write_wav(root / "mix.wav", mix, subtype, fs)
     files.insert(0, {"path": "mix.wav", "role": "mix", "name": "Mix"})
     if premaster is not None:
@@ -78,10 +82,17 @@ def write_package(
         write_wav(root / name, premaster, subtype, fs)
         files.insert(1, {"path": name, "role": "premaster", "name": "Mix (pre-master)"})
     if manifest:
-        (root / "manifest.json").write_text(json.dumps({
-            "stemprint": 1, "sample_rate": fs, "length_samples": mix.shape[1],
-            "files": files, "session": "test",
-        }))
+        (root / "manifest.json").write_text(
+            json.dumps(
+                {
+                    "stemprint": 1,
+                    "sample_rate": fs,
+                    "length_samples": mix.shape[1],
+                    "files": files,
+                    "session": "test",
+                }
+            )
+        )
     return root
 
 

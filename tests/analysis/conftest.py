@@ -25,6 +25,6 @@ def make_package(tmp_path: Path) -> Callable[..., Path]:
         if mix is None:
             mix = np.sum(list(stems.values()), axis=0)
         root = tmp_path / f"pkg{next(counter)}"
-        return write_package(root, stems, mix, **kw)  # type: ignore[arg-type]
+        return write_package(root, stems, mix, **kw)
 
     return make

@@ -17,8 +17,9 @@ from analysis_synth import FS, write_wav
 from stemprint.analysis import LevelMeter, TruePeakMeter, measure_file
 
 
-def sine(level_dbfs: float, seconds: float, freq: float = 1000.0, channels: int = 2,
-         fs: int = FS) -> np.ndarray:
+def sine(
+    level_dbfs: float, seconds: float, freq: float = 1000.0, channels: int = 2, fs: int = FS
+) -> np.ndarray:
     """Sine at ``level_dbfs`` peak per channel, shape (channels, samples)."""
     t = np.arange(int(round(seconds * fs))) / fs
     x = 10 ** (level_dbfs / 20) * np.sin(2 * np.pi * freq * t)
@@ -62,8 +63,8 @@ def test_tech3341_case1_momentary_and_short_term() -> None:
 
 
 def test_tech3341_case6_five_channels() -> None:
-    # L, R, C at -28 dBFS, Ls, Rs at -24.5 dBFS (surrounds weighted +1.5 dB) -> -23 LUFS
-    x = np.concatenate([sine(-28.0, 20.0, channels=3), sine(-24.5, 20.0, channels=2)])
+    # 5.0: L, R at -28 dBFS, C at -24 dBFS, Ls, Rs at -30 dBFS (surrounds weighted 1.41)
+    x = np.concatenate([sine(-28.0, 20.0), sine(-24.0, 20.0, channels=1), sine(-30.0, 20.0)])
     assert meter(x).result().loudness_lufs == pytest.approx(-23.0, abs=0.1)
 
 
@@ -94,8 +95,9 @@ def test_max_momentary_of_a_burst() -> None:
         (((-50.0, 20.0), (-35.0, 20.0), (-20.0, 20.0), (-35.0, 20.0), (-50.0, 20.0)), 15.0),
     ],
 )
-def test_tech3342_loudness_range(parts: tuple[tuple[float, float], ...],
-                                 expected_lra: float) -> None:
+def test_tech3342_loudness_range(
+    parts: tuple[tuple[float, float], ...], expected_lra: float
+) -> None:
     assert meter(seq(*parts)).result().loudness_range_lu == pytest.approx(expected_lra, abs=1.0)
 
 
@@ -161,7 +163,8 @@ def test_dc_offset_correlation_and_peaks(tmp_path: Path) -> None:
     assert levels.dc_offset_per_channel[1] == pytest.approx(0.01, abs=2e-3)
     assert levels.channel_correlation is not None and levels.channel_correlation < -0.95
     assert levels.sample_peak_dbfs == pytest.approx(
-        20 * np.log10(np.abs(np.stack([left, right]).astype(np.float32)).max()), abs=1e-4)
+        20 * np.log10(np.abs(np.stack([left, right]).astype(np.float32)).max()), abs=1e-4
+    )
 
 
 def test_clipped_runs_in_16_bit_file(tmp_path: Path) -> None:

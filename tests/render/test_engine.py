@@ -286,7 +286,15 @@ def _processed_session(tmp_path, rng):
                     "name": "Keys",
                     "clips": [{"file": "keys.wav", "start_seconds": 0.013}],
                     "pan": -0.3,
-                    "inserts": [{"type": "chorus"}],
+                    "inserts": [
+                        {"type": "chorus"},
+                        {
+                            "type": "sidechain_compressor",
+                            "sidechain": "Kick",
+                            "threshold_db": -30,
+                            "ratio": 4,
+                        },
+                    ],
                     "sends": [{"to": "Room", "level_db": -9}],
                 },
                 {

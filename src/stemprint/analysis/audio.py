@@ -189,11 +189,6 @@ class BlockReader:
         self._pos = pos + frames
         return out_t.T
 
-    def read_native(self, frames: int) -> Float64Array:
-        """Like :meth:`read` but never padding past the file end (may return fewer frames)."""
-        remaining = max(self.info.length_samples - max(self._pos, 0), 0)
-        return self.read(min(frames, remaining + max(-self._pos, 0)))
-
     def close(self) -> None:
         """Close the file."""
         self._file.close()

@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Literal
 
+import numpy as np
+
 Severity = Literal["error", "warning", "info"]
 
 #: Order in which severities are listed (errors first).
@@ -49,3 +51,17 @@ class Finding:
             "advice": self.advice,
             "value": self.value,
         }
+
+
+def to_jsonable(value: Any) -> Any:
+    """Return ``value`` with non-finite floats replaced by ``None``, recursively (JSON has no
+    ±inf/NaN); numpy scalars become Python numbers."""
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, float):
+        return value if np.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: to_jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [to_jsonable(v) for v in value]
+    return value

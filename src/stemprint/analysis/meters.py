@@ -35,6 +35,7 @@ from stemprint.analysis.audio import (
     power_to_db,
     probe,
 )
+from stemprint.analysis.findings import to_jsonable
 
 #: A file whose sample peak is below this level (dBFS) is reported as silent.
 SILENCE_DBFS = -120.0
@@ -143,18 +144,7 @@ class FileLevels:
 
     def to_dict(self) -> dict[str, Any]:
         """Return a JSON-serializable dict (non-finite numbers become ``None``)."""
-        return _finite(asdict(self))
-
-
-def _finite(value: Any) -> Any:
-    """Replace non-finite floats by ``None`` recursively (JSON has no ±inf/NaN)."""
-    if isinstance(value, float):
-        return value if np.isfinite(value) else None
-    if isinstance(value, dict):
-        return {k: _finite(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_finite(v) for v in value]
-    return value
+        return to_jsonable(asdict(self))
 
 
 class TruePeakMeter:

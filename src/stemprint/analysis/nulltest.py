@@ -33,8 +33,7 @@ from typing import Any
 import numpy as np
 
 from .audio import AudioInfo, Float64Array, amplitude_to_db, power_to_db, read_excerpt
-from .findings import Finding, Severity
-from .meters import _finite
+from .findings import Finding, Severity, to_jsonable
 
 #: Default pass threshold: the residual peak must stay below this level (dBFS).
 DEFAULT_NULL_THRESHOLD_DBFS = -60.0
@@ -145,7 +144,7 @@ class NullResult:
 
     def to_dict(self) -> dict[str, Any]:
         """Return a JSON-serializable dict with stable keys."""
-        return _finite(
+        return to_jsonable(
             {
                 "reference": self.reference,
                 "reference_role": self.reference_role,

@@ -180,6 +180,11 @@ def discover_package(inputs: list[Path], mix: Path | None = None) -> StemPackage
 
 
 def _from_names(root: Path | None, candidates: list[Path], mix_path: Path | None) -> StemPackage:
+    label_root = root
+    if root is None:
+        names = [p.name for p in candidates] + ([mix_path.name] if mix_path else [])
+        if len(set(names)) < len(names):  # same file name in two folders: label by full path
+            label_root = Path("/")
     notes: list[str] = []
     stems: list[Path] = []
     mixes: list[Path] = []
@@ -202,18 +207,21 @@ def _from_names(root: Path | None, candidates: list[Path], mix_path: Path | None
             )
         if len(mixes) > 1:
             raise InputError(
-                "several files look like the mix: " + ", ".join(_label(m, root) for m in mixes),
+                "several files look like the mix: "
+                + ", ".join(_label(m, label_root) for m in mixes),
                 file=str(root) if root else None,
                 fix="pass the mix explicitly (mix=… / --mix)",
             )
         mix_path = mixes[0]
     else:
         for m in mixes:
-            notes.append(f"{_label(m, root)} is named like a mix and was not summed as a stem")
+            notes.append(
+                f"{_label(m, label_root)} is named like a mix and was not summed as a stem"
+            )
     if len(premasters) > 1:
         raise InputError(
             "several files look like the pre-master: "
-            + ", ".join(_label(p, root) for p in premasters),
+            + ", ".join(_label(p, label_root) for p in premasters),
             file=str(root) if root else None,
             fix="keep one pre-master, or describe the package in manifest.json",
         )
@@ -226,10 +234,10 @@ def _from_names(root: Path | None, candidates: list[Path], mix_path: Path | None
     premaster = premasters[0] if premasters else None
     return StemPackage(
         root=root,
-        mix=PackageFile(mix_path, "mix", mix_path.stem, _label(mix_path, root)),
-        stems=[PackageFile(p, "stem", p.stem, _label(p, root)) for p in stems],
+        mix=PackageFile(mix_path, "mix", mix_path.stem, _label(mix_path, label_root)),
+        stems=[PackageFile(p, "stem", p.stem, _label(p, label_root)) for p in stems],
         premaster=(
-            PackageFile(premaster, "premaster", premaster.stem, _label(premaster, root))
+            PackageFile(premaster, "premaster", premaster.stem, _label(premaster, label_root))
             if premaster
             else None
         ),

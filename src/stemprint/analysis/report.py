@@ -14,8 +14,8 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from .findings import SEVERITY_ORDER, Finding
-from .meters import FileLevels, _finite
+from .findings import SEVERITY_ORDER, Finding, to_jsonable
+from .meters import FileLevels
 from .nulltest import NullResult
 
 #: Version of the ``to_dict`` layout; bumped when keys change meaning.
@@ -75,7 +75,7 @@ class FileReport:
 
     def to_dict(self) -> dict[str, Any]:
         """Return a JSON-serializable dict with stable keys."""
-        return _finite(
+        return to_jsonable(
             {
                 "path": self.path,
                 "label": self.label,
@@ -159,7 +159,7 @@ class VerificationReport:
 
     def to_dict(self) -> dict[str, Any]:
         """Return a JSON-serializable dict with stable keys (non-finite numbers → ``None``)."""
-        return _finite(
+        return to_jsonable(
             {
                 "schema": REPORT_SCHEMA,
                 "passed": self.passed,

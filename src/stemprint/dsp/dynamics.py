@@ -29,19 +29,21 @@ stream, not to the blocks, and a partial interval is carried across :meth:`proce
    static curve (no gain change below ``F``) but makes ``release_ms`` mean what it says: the
    envelope decays from its peak towards ``F`` with that time constant, not towards an arbitrary
    −120 dB silence floor, which would make the release through the compression region almost
-   instantaneous. With ``W = 0`` this is exactly GMR's recommended design — smoothing the gain
-   reduction in the log domain (GMR §IV, "log domain" detector after the gain computer) — scaled
-   by ``1 − 1/R``.
+   instantaneous. With ``W = 0`` the design is equivalent (up to rounding) to smoothing the gain
+   reduction in dB after the gain computer, the detector placement GMR recommend, since the gain
+   reduction ``(1 − 1/R)·(x − T)`` is then a linear function of the floored level.
 
-4. **Ballistics**: a one-pole smoother in dB run once per interval (GMR eq. 17, "branching")::
+4. **Ballistics**: a one-pole smoother in dB run once per interval (GMR's "branching" detector)::
 
        y_k = a·y_{k−1} + (1 − a)·x_k,   a = a_A if x_k > y_{k−1} else a_R,
        a_A = exp(−L / (attack_ms/1000 · fs)),   a_R = exp(−L / (release_ms/1000 · fs)),
 
    with ``y_{−1} = F`` (no gain reduction) and ``a = 0`` for a zero time. After a step in
-   ``x`` the envelope covers ``1 − 1/e`` of the step after ``attack_ms`` (to the next interval).
+   ``x`` the envelope covers ``1 − 1/e`` of the step after ``attack_ms`` (``release_ms`` for a
+   fall), rounded to whole intervals.
 
-5. **Gain computer** (GMR eq. 4, soft knee) on ``y_k``, plus makeup; the knot gain is linear::
+5. **Gain computer** (GMR's soft-knee static characteristic) on ``y_k``, plus makeup; the knot
+   gain ``G_k`` is linear::
 
        g_k = 0                                       if 2(y_k − T) < −W
        g_k = (1/R − 1)·(y_k − T + W/2)² / (2W)       if 2|y_k − T| ≤ W
@@ -186,6 +188,7 @@ class SidechainCompressor:
         self.detector = detector
         self.control_interval = int(control_interval)
         self.latency_samples: int = 0
+        self.timeline_lag_samples = 0
 
         interval = self.control_interval
         self._attack_coeff = self._coefficient(self.attack_ms)
@@ -209,10 +212,23 @@ class SidechainCompressor:
             return 0.0
         return math.exp(-self.control_interval / (time_ms / 1000.0 * self.sample_rate))
 
+    def anchor_to_timeline(self, lag_samples: int) -> None:
+        """Anchor the control grid to the session timeline instead of the stream's first sample.
+
+        When the stream lags the timeline by ``lag_samples`` (latency compensation upstream),
+        the grid is shifted by as much, so that interval boundaries fall on the same timeline
+        samples whatever the upstream latency: the output is then the same, only later. Resets.
+        """
+        self.timeline_lag_samples = int(lag_samples)
+        self.reset()
+
     def reset(self) -> None:
-        """Return to the start of a stream: sample index 0, no gain reduction, empty carry."""
-        self._position = 0
-        self._carry = np.zeros(0, dtype=np.float64)
+        """Return to the start of a stream: no gain reduction, empty carry, grid re-anchored."""
+        # Pretend the stream began with `phase` silent samples so that its first grid boundary
+        # falls ``timeline_lag_samples`` (mod L) into it.
+        phase = -self.timeline_lag_samples % self.control_interval
+        self._position = phase
+        self._carry = np.zeros(phase, dtype=np.float64)
         self._envelope_db = self._floor_db
         self._knot_before = self._unity_knot  # G_{c−2}, c = intervals completed so far
         self._knot_last = self._unity_knot  # G_{c−1}

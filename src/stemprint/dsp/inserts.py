@@ -325,6 +325,10 @@ class _SidechainStage:
     def __call__(self, block: np.ndarray, key: np.ndarray | None = None) -> np.ndarray:
         return np.asarray(self.compressor.process(block, key), dtype=np.float64)
 
+    def anchor_to_timeline(self, lag_samples: int) -> None:
+        """The stream at this insert lags the timeline by ``lag_samples``: anchor the grid."""
+        self.compressor.anchor_to_timeline(lag_samples)
+
 
 NATIVE_TYPES: dict[str, Any] = {
     "sample_delay": lambda params, sample_rate: SampleDelay(**params),
@@ -505,6 +509,16 @@ class InsertChain:
                 latency += spec.declared_latency_samples
         self.latency_samples = latency
         self.output_channels = current
+
+    def anchor_to_timeline(self, input_lag_samples: int) -> None:
+        """Tell control-rate processors how far this chain's input lags the session timeline.
+
+        Their control grids are then anchored to the timeline, so that latency compensation
+        upstream changes when they run, never what they output.
+        """
+        for index, stage in self.stages:
+            if index is not None and hasattr(stage, "anchor_to_timeline"):
+                stage.anchor_to_timeline(input_lag_samples + self.input_latency_samples[index])
 
     def process(self, block: np.ndarray, keys: dict[int, np.ndarray] | None = None) -> np.ndarray:
         """Process one block.

@@ -141,6 +141,14 @@ class Renderer:
             {k: c.input_latency_samples for k, c in self.chains.items()},
         )
         self._delays: dict[int, DelayLine] = {}
+        for key, chain in self.chains.items():
+            chain.anchor_to_timeline(graph.by_key[key].input_latency_samples)
+        # A track whose sidechain key arrives late waits for it: its clips are delayed.
+        self._source_delays = {
+            node.key: DelayLine(node.channels, node.input_latency_samples)
+            for node in graph.nodes
+            if node.kind == "track" and node.input_latency_samples
+        }
         for node in graph.nodes:
             for edge in [*node.inputs, *node.keys]:
                 if edge.delay_samples:
@@ -235,6 +243,8 @@ class Renderer:
                 for reader in readers[node.key]:
                     reader.add_into(x, start)
                 _check_finite(x, node, start, "its clips (the audio file holds NaN or Inf)")
+                if node.key in self._source_delays:
+                    x = self._source_delays[node.key].process(x)
             else:
                 x = self._sum_inputs(node.inputs, pre, post, n)
             self._process_node(node, x, start, pre, post)

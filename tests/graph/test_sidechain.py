@@ -1,0 +1,128 @@
+"""Sidechain keys: ducking follows the key, survives stem splitting, is latency compensated,
+and a key that closes a loop is a routing cycle."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from stemprint.errors import SessionError
+from tests.conftest import render_arrays, write_session, write_wav
+
+RATE = 48000
+BEAT = RATE // 2  # a kick every 0.5 s
+
+
+def _sources(tmp_path):
+    rng = np.random.default_rng(5)
+    n = 4 * RATE
+    kick = np.zeros((1, n))
+    for start in range(0, n, BEAT):
+        kick[0, start : start + 2400] = 0.8 * np.sin(2 * np.pi * 60 * np.arange(2400) / RATE)
+    bass = 0.2 * rng.uniform(-1, 1, (1, n))
+    write_wav(tmp_path / "kick.wav", kick)
+    write_wav(tmp_path / "bass.wav", bass)
+
+
+def _session(tmp_path, kick_inserts=(), kick_mute=False, name="session.yaml"):
+    return write_session(
+        tmp_path,
+        {
+            "tracks": [
+                {
+                    "name": "Kick",
+                    "clips": [{"file": "kick.wav"}],
+                    "inserts": list(kick_inserts),
+                    "mute": kick_mute,
+                },
+                {
+                    "name": "Bass",
+                    "clips": [{"file": "bass.wav"}],
+                    "inserts": [
+                        {
+                            "type": "sidechain_compressor",
+                            "sidechain": "Kick",
+                            "threshold_db": -30,
+                            "ratio": 8,
+                            "attack_ms": 1,
+                            "release_ms": 60,
+                        }
+                    ],
+                },
+            ]
+        },
+        name=name,
+    )
+
+
+def _rms_db(x):
+    return 10 * np.log10(np.mean(x**2))
+
+
+def test_bass_ducks_under_the_kick_in_its_own_stem(tmp_path):
+    _sources(tmp_path)
+    out, graph = render_arrays(_session(tmp_path))
+    assert [s.name for s in graph.stems] == ["Kick", "Bass"]
+    bass = out["stem:Bass"][0]
+    during = np.concatenate([bass[s + 200 : s + 2400] for s in range(BEAT, 4 * RATE, BEAT)])
+    between = np.concatenate([bass[s + 18000 : s + 23000] for s in range(BEAT, 4 * RATE, BEAT)])
+    assert _rms_db(between) - _rms_db(during) > 15  # ducked by more than 15 dB under the kick
+    # A muted key is a silent key: no ducking at all.
+    muted, _ = render_arrays(_session(tmp_path, kick_mute=True, name="muted.yaml"))
+    dry = muted["stem:Bass"][0]
+    assert abs(_rms_db(dry[BEAT : 2 * BEAT]) - _rms_db(between)) < 1.5
+
+
+def test_key_is_latency_compensated(tmp_path):
+    _sources(tmp_path)
+    plain, _ = render_arrays(_session(tmp_path))
+    latent = [
+        {"type": "sample_delay", "delay_samples": 1000, "latency_samples": 1000},
+        {"type": "gain", "gain_db": 0.0},
+    ]
+    delayed, graph = render_arrays(_session(tmp_path, latent, name="latent.yaml"))
+    assert graph.by_key["track:Kick"].chain_latency_samples == 1000 + 2048
+    # The bass waits for its (later) key, and the compressor's control grid is anchored to the
+    # timeline: the ducking is exactly the same as without latency (float32 gain stage aside).
+    np.testing.assert_allclose(delayed["stem:Bass"], plain["stem:Bass"], atol=1e-7)
+    assert np.argmax(np.abs(delayed["stem:Kick"][0, :2400])) == np.argmax(
+        np.abs(plain["stem:Kick"][0, :2400])
+    )
+
+
+def test_key_closing_a_loop_is_a_cycle(tmp_path):
+    _sources(tmp_path)
+    path = write_session(
+        tmp_path,
+        {
+            "tracks": [
+                {
+                    "name": "Bass",
+                    "clips": [{"file": "bass.wav"}],
+                    "output": "Low",
+                    "inserts": [{"type": "sidechain_compressor", "sidechain": "Low"}],
+                },
+            ],
+            "buses": [{"name": "Low"}],
+        },
+    )
+    with pytest.raises(SessionError, match="routing cycle"):
+        render_arrays(path)
+
+
+def test_unknown_key_route(tmp_path):
+    _sources(tmp_path)
+    path = write_session(
+        tmp_path,
+        {
+            "tracks": [
+                {
+                    "name": "Bass",
+                    "clips": [{"file": "bass.wav"}],
+                    "inserts": [{"type": "sidechain_compressor", "sidechain": "Kik"}],
+                }
+            ]
+        },
+    )
+    with pytest.raises(SessionError, match="sidechain key route 'Kik' does not exist"):
+        render_arrays(path)

@@ -119,3 +119,39 @@ def test_demo_renders_and_sums(tmp_path):
     assert len([f for f in manifest["files"] if f["role"] == "stem"]) == 5
     again = runner.invoke(app, ["demo", "-o", str(tmp_path / "demo"), "-q"])
     assert again.exit_code == 0  # re-running replaces its own demo folder
+
+
+def test_render_verifies_and_verify_diagnoses_a_late_stem(tmp_path):
+    session = _contract_session(tmp_path, DATA / "contract-session-example.yaml")
+    out = tmp_path / "out"
+    assert runner.invoke(app, ["render", str(session), "-o", str(out), "-q"]).exit_code == 0
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["verification"]["passed"] is True
+    assert manifest["verification"]["null_reference"] == "premaster.wav"
+    assert manifest["verification"]["null_residual_peak_dbfs"] < -120
+    stored = json.loads((out / "verification.json").read_text())
+    assert stored["passed"] is True and stored["package"] == "."
+
+    good = runner.invoke(app, ["verify", str(out)])
+    assert good.exit_code == 0, good.output
+    assert good.output.lstrip().startswith("PASS")
+
+    # Plant a fault: the Bass stem printed 128 samples late.
+    bass = out / "stems" / "Bass.wav"
+    data, rate = sf.read(str(bass), always_2d=True)
+    late = np.zeros_like(data)
+    late[128:] = data[:-128]
+    sf.write(str(bass), late, rate, subtype="PCM_24")
+    bad = runner.invoke(app, ["verify", str(out), "--json"])
+    assert bad.exit_code == 1
+    report = json.loads(bad.output[: bad.output.rindex("}") + 1])
+    assert report["passed"] is False
+    text = json.dumps(report["findings"])
+    assert "Bass.wav" in text and "128 samples" in text
+
+    fixed = runner.invoke(app, ["verify", str(out), "--fix", str(tmp_path / "fixed")])
+    assert fixed.exit_code == 1  # the original still fails; the copy is corrected
+    assert runner.invoke(app, ["verify", str(tmp_path / "fixed")]).exit_code == 0
+
+    unusable = runner.invoke(app, ["verify", str(tmp_path / "nothing-here")])
+    assert unusable.exit_code == 2

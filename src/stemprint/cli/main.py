@@ -151,6 +151,20 @@ def _render_with_progress(
     return result, seconds, rtf
 
 
+def _check_verification(manifest: dict[str, Any]) -> None:
+    """Exit 1 when the package's own verification failed (the package is kept)."""
+    from stemprint.errors import VerificationFailed
+
+    verification = manifest.get("verification")
+    if verification and not verification["passed"]:
+        raise VerificationFailed(
+            "the package was written but failed its verification: "
+            + "; ".join(verification["errors"]),
+            file=verification["path"],
+            fix="see verification.json in the package, or run `stemprint verify` on it",
+        )
+
+
 def _summary(result: Any, seconds: float, rtf: float) -> None:
     manifest = result.manifest
     typer.echo(
@@ -162,6 +176,17 @@ def _summary(result: Any, seconds: float, rtf: float) -> None:
         peak_text = "  silent" if peak is None else f"{peak:8.2f} dBFS"
         clipped = f"  {entry['clipped_samples']} clipped" if entry["clipped_samples"] else ""
         typer.echo(f"  {entry['path']:<40} {peak_text}{clipped}")
+    verification = manifest.get("verification")
+    if verification:
+        verdict = "PASS" if verification["passed"] else "FAIL"
+        residual = verification["null_residual_peak_dbfs"]
+        against = verification["null_reference"]
+        null_text = (
+            f": stems vs {against} residual peak {residual:.1f} dBFS"
+            if residual is not None
+            else ""
+        )
+        typer.echo(f"verification {verdict}{null_text} (verification.json)")
 
 
 @app.command()
@@ -188,6 +213,13 @@ def render(
     stems: Annotated[
         bool, typer.Option("--stems/--no-stems", help="Write the stems (default) or the mix only.")
     ] = True,
+    verify: Annotated[
+        bool,
+        typer.Option(
+            "--verify/--no-verify",
+            help="Verify the package (null test, levels) and store verification.json (default).",
+        ),
+    ] = True,
     threads: Annotated[
         int | None,
         typer.Option("--threads", min=1, help="Worker threads (default: one per CPU; speed only)."),
@@ -211,6 +243,7 @@ def render(
         block_size=block_size,
         threads=threads,
         stems=stems,
+        verify=verify,
         force=force,
         allow_plugins=allow_plugins,
         premaster=premaster.value,
@@ -218,6 +251,61 @@ def render(
     result, seconds, rtf = _render_with_progress(loaded, output, options, quiet)
     if not quiet:
         _summary(result, seconds, rtf)
+    _check_verification(result.manifest)
+
+
+@app.command()
+@handled
+def verify(
+    inputs: Annotated[
+        list[Path],
+        typer.Argument(help="A package folder, or stem files (WAV, AIFF, FLAC)."),
+    ],
+    mix: Annotated[
+        Path | None, typer.Option("--mix", help="The reference mix (default: from the package).")
+    ] = None,
+    profile: Annotated[
+        str | None,
+        typer.Option(
+            "--profile",
+            help="Delivery profile: stem-mastering, ebu-r128, streaming, atmos-music, "
+            "broadcast-dme.",
+        ),
+    ] = None,
+    threshold: Annotated[
+        float, typer.Option("--threshold", help="Null-test pass threshold, residual peak dBFS.")
+    ] = -60.0,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
+    fix: Annotated[
+        Path | None,
+        typer.Option(
+            "--fix",
+            help="Write a corrected copy (re-aligned, one length) to this new "
+            "folder; the originals are never touched.",
+        ),
+    ] = None,
+) -> None:
+    """Verify a stem package from any DAW: null test with diagnosis, levels, delivery profile.
+
+    Exit code 0 when it passes, 1 when it fails, 2 when the input is unusable.
+    """
+    import json
+
+    from rich.console import Console
+
+    from stemprint.analysis import print_report, repair_package, verify_package
+    from stemprint.errors import VerificationFailed
+
+    report = verify_package(inputs, mix=mix, profile=profile, null_threshold_dbfs=threshold)
+    if as_json:
+        sys.stdout.write(json.dumps(report.to_dict(), indent=2) + "\n")
+    else:
+        print_report(report, Console(highlight=False, width=max(Console().width, 120)))
+    if fix is not None:
+        written = repair_package(report, fix, mix=mix)
+        _stderr(f"corrected copy written to {written}")
+    if not report.passed:
+        raise VerificationFailed("the package failed verification (see the report above)")
 
 
 @app.command()
@@ -291,6 +379,7 @@ def demo(
     if not quiet:
         typer.echo(f"demo session: {session_path}")
         _summary(result, seconds, rtf)
+    _check_verification(result.manifest)
 
 
 @app.command()

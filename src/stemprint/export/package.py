@@ -52,6 +52,9 @@ class RenderOptions:
         Worker threads (default: one per CPU; speed only).
     stems
         Write the stems (``False``: the mix, and the premaster if chosen, only).
+    verify
+        Verify the package before it is published (``stemprint verify``: null test, levels)
+        and store the report as ``verification.json``.
     force
         Replace an existing output folder.
     allow_plugins
@@ -68,6 +71,7 @@ class RenderOptions:
     block_size: int = DEFAULT_BLOCK_SIZE
     threads: int | None = None
     stems: bool = True
+    verify: bool = True
     force: bool = False
     allow_plugins: bool = False
     premaster: str = "auto"
@@ -179,6 +183,9 @@ def render_package(
         manifest = _manifest(loaded, graph, renderer, taps, paths, writers, options, tmp)
         (tmp / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n", "utf-8")
         (tmp / "README.md").write_text(_readme(loaded, graph, manifest), "utf-8")
+        if options.verify:
+            manifest["verification"] = _verify(tmp)
+            (tmp / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n", "utf-8")
     except BaseException as exc:
         for writer in writers.values():
             try:
@@ -195,6 +202,28 @@ def render_package(
         raise
     _replace_dir(tmp, out_dir)
     return PackageResult(out_dir, manifest, list(graph.warnings))
+
+
+def _verify(package: Path) -> dict[str, Any]:
+    """Verify the finished package (still in its temporary folder); write verification.json."""
+    from stemprint.analysis import verify_package
+
+    report = verify_package([package])
+    data = report.to_dict()
+    # Paths relative to the package, no timing: the stored report is reproducible.
+    data["package"] = "."
+    data.pop("elapsed_seconds", None)
+    for entry in data.get("files", []):
+        entry["path"] = entry.get("label", entry.get("path"))
+    (package / "verification.json").write_text(json.dumps(data, indent=2) + "\n", "utf-8")
+    verdict = next((n for n in report.nulls if n.decides_verdict), None)
+    return {
+        "path": "verification.json",
+        "passed": report.passed,
+        "null_reference": verdict.reference if verdict else None,
+        "null_residual_peak_dbfs": _db(verdict.residual_peak_dbfs) if verdict else None,
+        "errors": [f.message for f in report.errors],
+    }
 
 
 def _replace_dir(tmp: Path, out_dir: Path) -> None:

@@ -80,7 +80,7 @@ def test_package_contents_and_sums(tmp_path, rng):
     residual = np.max(np.abs(stems - data["premaster.wav"]))
     assert 20 * np.log10(residual) < -120  # 24-bit quantization of 5 files
     drums = next(f for f in manifest["files"] if f["name"] == "Drums")
-    assert drums["routes"] == ["Drums", "Kick/1"] and drums["tap_point"] == "post_fader"
+    assert drums["routes"] == ["Kick/1", "Drums"] and drums["tap_point"] == "post_fader"
     assert drums["processing"][-1]["inserts"] == ["compressor(threshold_db=-20)"]
     readme = (out / "README.md").read_text()
     assert "premaster.wav" in readme and "compressor(threshold_db=-20)" in readme

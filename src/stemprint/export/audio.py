@@ -84,6 +84,8 @@ class AudioWriter:
         dither: Dither = "auto",
         seed_name: str = "",
         container: str = "WAV",
+        render_sample_rate: int | None = None,
+        lag_samples: int = 0,
     ) -> None:
         import soundfile as sf
 
@@ -100,14 +102,38 @@ class AudioWriter:
         self.stats = WriteStats()
         self.subtype = SUBTYPES[bit_depth]
         self.container = container
-        self._file = sf.SoundFile(
-            str(path),
-            mode="w",
-            samplerate=sample_rate,
-            channels=channels,
-            subtype=self.subtype,
-            format=container,
-        )
+        try:
+            self._file = sf.SoundFile(
+                str(path),
+                mode="w",
+                samplerate=sample_rate,
+                channels=channels,
+                subtype=self.subtype,
+                format=container,
+            )
+        except Exception as exc:  # noqa: BLE001 - libsndfile refuses some format combinations
+            from stemprint.errors import InputError
+
+            raise InputError(
+                f"cannot write {container} with {self.subtype}: {exc}",
+                field="delivery.format / --bit-depth",
+                fix="FLAC takes 16 or 24 bit; WAV and AIFF take 16, 24, 32 and 32f",
+            ) from None
+        self.sample_rate = sample_rate
+        self.render_sample_rate = render_sample_rate or sample_rate
+        self._resampler = None
+        if self.render_sample_rate != sample_rate:
+            import soxr
+
+            self._resampler = soxr.ResampleStream(
+                self.render_sample_rate, sample_rate, channels, dtype="float64", quality="VHQ"
+            )
+        # Samples held back (not yet written) so that the end can still be cut (until_silent).
+        self.lag_samples = lag_samples
+        self._pending = np.zeros((channels, 0))
+        self._frames_in = 0
+        self._limit: int | None = None
+        self._frames_out = 0
 
     @property
     def dither_name(self) -> str:
@@ -115,10 +141,45 @@ class AudioWriter:
         return "tpdf" if self.dither else "none"
 
     def write(self, block: np.ndarray) -> None:
-        """Quantize and append ``block`` (``(channels, n)`` float64)."""
+        """Append ``block`` (``(channels, n)`` float64, at the render rate).
+
+        The last ``lag_samples`` stay pending until more arrive or the file is closed, so that
+        :meth:`set_length` can still cut the end.
+        """
+        if block.shape[0] != self.channels:
+            block = (
+                block[: self.channels]
+                if block.shape[0] > self.channels
+                else np.repeat(block, self.channels, axis=0)
+            )
+        self._frames_in += block.shape[1]
+        if self.lag_samples:
+            self._pending = np.concatenate([self._pending, block], axis=1)
+            ready = self._pending.shape[1] - self.lag_samples
+            if ready > 0:
+                self._resample_and_emit(self._pending[:, :ready])
+                self._pending = self._pending[:, ready:]
+        else:
+            self._resample_and_emit(block)
+
+    def set_length(self, frames: int) -> None:
+        """Cut the file at ``frames`` render-rate samples (within the pending lag)."""
+        self._limit = frames
+
+    def _resample_and_emit(self, block: np.ndarray, last: bool = False) -> None:
+        if self._resampler is None:
+            self._emit(block)
+            return
+        out = self._resampler.resample_chunk(np.ascontiguousarray(block.T), last=last)
+        if out.shape[0]:
+            self._emit(np.ascontiguousarray(out.T))
+
+    def _emit(self, block: np.ndarray) -> None:
+        """Quantize and write ``block`` (``(channels, n)`` float64, at the file's rate)."""
         frames = block.shape[1]
         if frames == 0:
             return
+        self._frames_out += frames
         stats = self.stats
         absolute = np.abs(block)
         stats.peak_linear = max(stats.peak_linear, float(absolute.max()))
@@ -150,5 +211,18 @@ class AudioWriter:
             self._file.write(q.astype(np.int32))
 
     def close(self) -> None:
-        """Finish the file (writes the header sizes)."""
+        """Write what is pending (up to the length set), flush the resampler, finish the file."""
+        total_in = self._frames_in if self._limit is None else min(self._limit, self._frames_in)
+        flushed_in = self._frames_in - self._pending.shape[1]
+        keep = max(total_in - flushed_in, 0)
+        self._resample_and_emit(self._pending[:, :keep], last=self._resampler is not None)
+        self._pending = np.zeros((self.channels, 0))
+        if self._resampler is not None:
+            # Every file of a package gets the same exact length at the delivery rate.
+            expected = round(total_in * self.sample_rate / self.render_sample_rate)
+            if self._frames_out < expected:
+                self._emit(np.zeros((self.channels, expected - self._frames_out)))
+            elif self._frames_out > expected:
+                self._file.truncate(expected)
+                self.stats.frames = expected
         self._file.close()

@@ -15,16 +15,16 @@ import os
 import re
 import shutil
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from stemprint import __version__
 from stemprint.errors import InputError, RenderError, StemprintError
 from stemprint.export.audio import AudioWriter, BitDepth, Dither
 from stemprint.graph.compile import Node, RenderGraph, compile_session
+from stemprint.graph.outputs import ResolvedDelivery, plan_outputs, resolve_delivery
 from stemprint.model.load import LoadedSession
-from stemprint.model.session import MASTER
 from stemprint.render.engine import DEFAULT_BLOCK_SIZE, Renderer, Tap
 
 RF64_THRESHOLD_BYTES = 0xFFFFFFFF - 1024 * 1024
@@ -43,7 +43,11 @@ class RenderOptions:
     Attributes
     ----------
     bit_depth
-        ``16``, ``24`` (default), ``32`` or ``32f``.
+        ``16``, ``24``, ``32`` or ``32f``; default: the session's delivery (24).
+    format
+        ``wav``, ``aiff`` or ``flac``; default: the session's delivery (wav).
+    sample_rate
+        Delivery sample rate (resampled with soxr VHQ); default: the session's.
     dither
         ``auto`` (TPDF when writing 16-bit), ``none``, ``tpdf``.
     block_size
@@ -66,7 +70,9 @@ class RenderOptions:
         Write RF64 instead of WAV above this data size.
     """
 
-    bit_depth: BitDepth = "24"
+    bit_depth: BitDepth | None = None
+    format: str | None = None
+    sample_rate: int | None = None
     dither: Dither = "auto"
     block_size: int = DEFAULT_BLOCK_SIZE
     threads: int | None = None
@@ -151,7 +157,36 @@ def render_package(
     check_output_dir(out_dir, options.force)
     if graph is None:
         graph = compile_session(loaded, allow_plugins=options.allow_plugins)
-    renderer = Renderer(graph, options.block_size, options.threads)
+    session = loaded.session
+    delivery = resolve_delivery(session.delivery, session.tail_seconds)
+    overrides: dict[str, Any] = {
+        "bit_depth": options.bit_depth,
+        "format": options.format,
+        "sample_rate": options.sample_rate,
+        "stems": None if options.stems else False,
+    }
+    delivery = replace(delivery, **{k: v for k, v in overrides.items() if v is not None})
+    # Tail policy: the graph was sized with the session's tail_seconds.
+    end = graph.length_samples - graph.tail_samples
+    rate = graph.sample_rate
+    until_silent = None
+    tail = delivery.tail
+    if tail.mode == "until_silent":
+        graph.length_samples = max(end + round(tail.max_seconds * rate), 1)
+        until_silent = (10 ** (tail.threshold_db / 20), round(tail.hold_seconds * rate), end)
+    else:
+        graph.length_samples = max(end + round((tail.seconds or 0.0) * rate), 1)
+    graph.tail_samples = graph.length_samples - end
+    plan = plan_outputs(loaded, graph, delivery, options.premaster)
+    renderer = Renderer(graph, options.block_size, options.threads, plan.outputs)
+    bit_depth = cast(BitDepth, delivery.bit_depth)
+    container = {"wav": "WAV", "aiff": "AIFF", "flac": "FLAC"}[delivery.format]
+    file_rate = delivery.sample_rate or rate
+    warnings = list(graph.warnings) + plan.warnings
+    if file_rate != rate:
+        warnings.append(
+            f"delivered at {file_rate} Hz (rendered at {rate} Hz, resampled with soxr VHQ)"
+        )
 
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     tmp = out_dir.parent / f".{out_dir.name}.partial-{os.getpid()}"
@@ -160,30 +195,33 @@ def render_package(
     tmp.mkdir()
     writers: dict[str, AudioWriter] = {}
     try:
-        taps = _choose_taps(graph, renderer, options)
-        paths = _file_paths(taps)
-        (tmp / "stems").mkdir()
-        bytes_per_sample = 2 if options.bit_depth == "16" else 3 if options.bit_depth == "24" else 4
-        container = (
-            "RF64"
-            if graph.length_samples * 2 * bytes_per_sample > options.rf64_threshold_bytes
-            else "WAV"
-        )
+        taps = renderer.taps
+        paths = _file_paths(taps, delivery, loaded, file_rate)
+        bytes_per_sample = {"16": 2, "24": 3}.get(delivery.bit_depth, 4)
+        if container == "WAV":
+            size = graph.length_samples * file_rate / rate * 2 * bytes_per_sample
+            if size > options.rf64_threshold_bytes:
+                container = "RF64"
+        lag = until_silent[1] + options.block_size if until_silent else 0
         for tap in taps:
+            (tmp / paths[tap.key]).parent.mkdir(parents=True, exist_ok=True)
             writers[tap.key] = AudioWriter(
                 tmp / paths[tap.key],
-                graph.sample_rate,
-                2,
-                options.bit_depth,
+                file_rate,
+                tap.spec.channels,
+                bit_depth,
                 options.dither,
                 seed_name=paths[tap.key],
                 container=container,
+                render_sample_rate=rate,
+                lag_samples=lag,
             )
-        renderer.run(dict(writers), progress)
-        manifest = _manifest(loaded, graph, renderer, taps, paths, writers, options, tmp)
+        length = renderer.run(dict(writers), progress, until_silent)
+        graph.length_samples = length
+        manifest = _manifest(loaded, graph, taps, paths, writers, delivery, warnings, tmp)
         (tmp / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n", "utf-8")
         (tmp / "README.md").write_text(_readme(loaded, graph, manifest), "utf-8")
-        if options.verify:
+        if options.verify and any(f["role"] == "stem" for f in manifest["files"]):
             manifest["verification"] = _verify(tmp)
             (tmp / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n", "utf-8")
     except BaseException as exc:
@@ -201,7 +239,7 @@ def render_package(
             ) from exc
         raise
     _replace_dir(tmp, out_dir)
-    return PackageResult(out_dir, manifest, list(graph.warnings))
+    return PackageResult(out_dir, manifest, warnings)
 
 
 def _verify(package: Path) -> dict[str, Any]:
@@ -236,35 +274,48 @@ def _replace_dir(tmp: Path, out_dir: Path) -> None:
         os.replace(tmp, out_dir)
 
 
-def _choose_taps(graph: RenderGraph, renderer: Renderer, options: RenderOptions) -> list[Tap]:
-    master = graph.master
-    master_processes = bool(master.inserts) or master.gain_linear != 1.0
-    want_premaster = options.premaster == "always" or (
-        options.premaster == "auto" and master_processes
-    )
-    return [
-        t
-        for t in renderer.taps
-        if (t.role != "premaster" or want_premaster) and (t.role != "stem" or options.stems)
-    ]
+_EXTENSIONS = {"WAV": "wav", "RF64": "wav", "AIFF": "aif", "FLAC": "flac"}
+_FOLDERS = {"stem": "stems", "alt_mix": "mixes", "track": "multitrack"}
 
 
-def _file_paths(taps: list[Tap]) -> dict[str, str]:
+def _file_paths(
+    taps: list[Tap], delivery: ResolvedDelivery, loaded: LoadedSession, file_rate: int
+) -> dict[str, str]:
+    """Relative file path of every tap, from the delivery's name template; collisions raise."""
+    extension = {"wav": "wav", "aiff": "aif", "flac": "flac"}[delivery.format]
     paths: dict[str, str] = {}
     seen: dict[str, str] = {}
+    counters: dict[str, int] = {}
     for tap in taps:
-        if tap.role == "mix":
-            path = "mix.wav"
-        elif tap.role == "premaster":
-            path = "premaster.wav"
+        if tap.role in ("mix", "premaster"):
+            path = f"{tap.role}.{extension}"
         else:
-            path = f"stems/{safe_file_name(tap.name)}.wav"
+            counters[tap.role] = counters.get(tap.role, 0) + 1
+            template = delivery.file_name if tap.role == "stem" else "{stem}"
+            try:
+                stem_name = template.format(
+                    session=loaded.session.name,
+                    stem=tap.name,
+                    index=f"{counters[tap.role]:02d}",
+                    sample_rate=file_rate,
+                    bit_depth=delivery.bit_depth,
+                    preset=delivery.preset or "custom",
+                    tap=tap.spec.tap_point,
+                )
+            except (KeyError, IndexError, ValueError) as exc:
+                raise InputError(
+                    f"bad file name template {template!r}: {exc}",
+                    field="delivery.file_name",
+                    fix="use the placeholders {session} {stem} {index} {sample_rate} "
+                    "{bit_depth} {preset} {tap}",
+                ) from None
+            path = f"{_FOLDERS[tap.role]}/{safe_file_name(stem_name)}.{extension}"
         key = path.lower()  # case-insensitive file systems (macOS, Windows)
         if key in seen:
             raise InputError(
-                f"stems {seen[key]!r} and {tap.name!r} would both be written as {path}",
-                field="tracks/buses name",
-                fix="rename one of the routes so their file names differ",
+                f"{seen[key]!r} and {tap.name!r} would both be written as {path}",
+                field="tracks/buses/stems name, or delivery.file_name",
+                fix="rename one of them, or put {stem} or {index} in the file name template",
             )
         seen[key] = tap.name
         paths[tap.key] = path
@@ -311,59 +362,80 @@ def _strip_description(loaded: LoadedSession, node: Node) -> dict[str, Any]:
 def _manifest(
     loaded: LoadedSession,
     graph: RenderGraph,
-    renderer: Renderer,
     taps: list[Tap],
     paths: dict[str, str],
     writers: dict[str, AudioWriter],
-    options: RenderOptions,
+    delivery: ResolvedDelivery,
+    warnings: list[str],
     tmp: Path,
 ) -> dict[str, Any]:
     by_key = graph.by_key
-    stems = {f"stem:{s.name}": s for s in graph.stems}
     files = []
+    sums_to = "premaster" if any(t.role == "premaster" for t in taps) else "mix"
     for tap in taps:
         writer = writers[tap.key]
+        spec = tap.spec
+        role = tap.role
+        if role == "stem" and not spec.sums_to_premaster:
+            # Stems that are not meant to sum to the mix keep their own role, so that null
+            # tests (``stemprint verify``) leave them out.
+            role = f"stem_{spec.tap_point}"
         entry: dict[str, Any] = {
             "path": paths[tap.key],
-            "role": tap.role,
+            "role": role,
             "name": tap.name,
-            "channels": 2,
-            "sample_rate": graph.sample_rate,
+            "channels": writer.channels,
+            "sample_rate": writer.sample_rate,
             "length_samples": writer.stats.frames,
             "format": writer.container,
             "subtype": writer.subtype,
-            "bit_depth": options.bit_depth,
+            "bit_depth": delivery.bit_depth,
             "dither": writer.dither_name,
             "peak_dbfs": _db(writer.stats.peak_dbfs),
             "overs": writer.stats.overs,
             "clipped_samples": writer.stats.clipped_samples,
             "latency_compensated_samples": tap.latency_samples,
+            "tap_point": spec.tap_point,
             "sha256": _sha256(tmp / paths[tap.key]),
         }
-        if tap.role == "stem":
-            stem = stems[tap.key]
-            entry["tap_point"] = "post_fader"
-            entry["route"] = by_key[stem.route].name
-            entry["routes"] = [by_key[k].name for k in stem.routes]
-            entry["muted"] = not by_key[stem.route].audible
-            entry["processing"] = [
-                _strip_description(loaded, by_key[k]) for k in reversed(stem.routes)
-            ]
-        else:
-            entry["routes"] = [n.name for n in graph.nodes if n.name != MASTER]
-            if tap.role == "mix":
-                entry["processing"] = [_strip_description(loaded, graph.master)]
+        if spec.tracks is not None and spec.kind != "pre_sum":
+            entry["tracks"] = [by_key[k].name for k in sorted(spec.tracks, key=_order(graph))]
+        entry["routes"] = [by_key[k].name for k in spec.routes]
+        if role.startswith("stem"):
+            entry["sums_to"] = sums_to if spec.sums_to_premaster else None
+            silent_variant = spec.tracks is not None and not spec.tracks
+            entry["muted"] = silent_variant or not any(by_key[k].audible for k in spec.routes)
+            if spec.nonlinear_splits:
+                entry["nonlinear_splits"] = list(spec.nonlinear_splits)
+            entry["processing"] = [_strip_description(loaded, by_key[k]) for k in spec.routes]
+            if spec.kind == "master_out":
+                entry["processing"].append(_strip_description(loaded, graph.master))
+            limit = delivery.peak_limit_dbfs
+            peak = entry["peak_dbfs"]
+            if limit is not None and peak is not None and peak > limit:
+                warnings.append(f"stem {tap.name!r} peaks at {peak:.2f} dBFS, above {limit:g}")
+        elif role in ("mix", "alt_mix"):
+            entry["processing"] = [_strip_description(loaded, graph.master)]
         files.append(entry)
     return {
         "stemprint": 1,
         "generator": f"stemprint {__version__}",
         "session": loaded.session.name,
-        "sample_rate": graph.sample_rate,
-        "length_samples": graph.length_samples,
+        "sample_rate": files[0]["sample_rate"] if files else graph.sample_rate,
+        "render_sample_rate": graph.sample_rate,
+        "length_samples": files[0]["length_samples"] if files else graph.length_samples,
         "length_seconds": graph.length_samples / graph.sample_rate,
-        "tail_seconds": loaded.session.tail_seconds,
-        "bit_depth": options.bit_depth,
-        "stems_sum_to": "premaster" if any(t.role == "premaster" for t in taps) else "mix",
+        "tail_seconds": graph.tail_samples / graph.sample_rate,
+        "bit_depth": delivery.bit_depth,
+        "delivery": {
+            "preset": delivery.preset,
+            "tap": delivery.tap,
+            "returns": delivery.returns,
+            "tail": delivery.tail.model_dump(),
+            "format": delivery.format,
+            "peak_limit_dbfs": delivery.peak_limit_dbfs,
+        },
+        "stems_sum_to": sums_to,
         "latency": {
             "master_input_samples": graph.master.input_latency_samples,
             "mix_samples": graph.master.latency_samples,
@@ -378,8 +450,13 @@ def _manifest(
             ],
         },
         "files": files,
-        "warnings": list(graph.warnings),
+        "warnings": warnings,
     }
+
+
+def _order(graph: RenderGraph) -> Callable[[str], int]:
+    position = {n.key: i for i, n in enumerate(graph.nodes)}
+    return lambda key: position[key]
 
 
 def _readme(loaded: LoadedSession, graph: RenderGraph, manifest: dict[str, Any]) -> str:

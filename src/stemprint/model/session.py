@@ -156,6 +156,82 @@ class Master(_Model):
         return _finite(value, "gain_db")
 
 
+TapPointName = Literal["post_fader", "pre_fader", "dry", "via_master"]
+
+
+class StemDef(_Model):
+    """A stem of a delivery: a named set of routes printed to one file."""
+
+    name: str = Field(min_length=1, description="Stem name (and file name).")
+    routes: list[str] = Field(
+        min_length=1,
+        description="Track or bus names, or shell-style patterns (`Vox*`); `track:X` / `bus:X` "
+        "when a track and a bus share a name. A bus stands for every track that outputs into it.",
+    )
+    tap: TapPointName | None = Field(
+        None, description="Tap point for this stem (default: the delivery's)."
+    )
+
+
+class MixDef(_Model):
+    """An alternate mix: a full render through the master with some routes muted or soloed."""
+
+    name: str = Field(min_length=1, description="Mix name, e.g. Instrumental.")
+    mute: list[str] = Field(default_factory=list, description="Routes (names or patterns) muted.")
+    solo: list[str] = Field(
+        default_factory=list, description="Routes (names or patterns) kept; all others muted."
+    )
+
+
+class TailPolicy(_Model):
+    """How long to render after the last audible clip."""
+
+    mode: Literal["fixed", "until_silent"] = "fixed"
+    seconds: float | None = Field(
+        None, description="fixed: tail length (default: the session's tail_seconds)."
+    )
+    threshold_db: float = Field(-90.0, description="until_silent: every output below this (dBFS).")
+    hold_seconds: float = Field(0.5, description="until_silent: ... for this long.")
+    max_seconds: float = Field(30.0, description="until_silent: hard cap after the last clip.")
+
+    @field_validator("seconds", "hold_seconds", "max_seconds", mode="after")
+    @classmethod
+    def _non_negative(cls, value: float | None, info: Any) -> float | None:
+        return _finite_non_negative(value, info.field_name)
+
+
+class Delivery(_Model):
+    """What the package holds and how it is written (all optional; presets set several)."""
+
+    preset: Literal["mastering", "mixing", "remix", "sync", "multitrack", "performance"] | None = (
+        Field(None, description="One word that sets the fields below (explicit fields win).")
+    )
+    tap: TapPointName | None = Field(None, description="Default tap point of the stems.")
+    returns: Literal["separate", "split"] | None = Field(
+        None,
+        description="separate: each return bus routed to the master is its own stem; split: "
+        "each stem carries its own share of the returns (rendered per stem in the same pass).",
+    )
+    wet_and_dry: bool | None = Field(None, description="Print every stem twice: wet and dry.")
+    multitrack: Literal["post_fader", "dry"] | None = Field(
+        None, description="Also print every track to its own file."
+    )
+    stems: bool | None = Field(None, description="Print the stems (false: mixes only).")
+    tail: TailPolicy | None = None
+    format: Literal["wav", "aiff", "flac"] | None = None
+    bit_depth: Literal["16", "24", "32", "32f"] | None = None
+    sample_rate: int | None = Field(None, gt=0, le=768000, description="Delivery rate (soxr VHQ).")
+    mono_stems: bool | None = Field(None, description="Write mono routes as mono files.")
+    peak_limit_dbfs: float | None = Field(
+        None, description="Warn when a stem peaks above this (mastering: -3 dBFS)."
+    )
+    file_name: str | None = Field(
+        None,
+        description="Template for stem file names: {session} {stem} {index} {sample_rate} "
+        "{bit_depth} {preset} {tap}.",
+    )
+
+
 class Session(_Model):
     """A stemprint session, format version 1."""
 
@@ -168,6 +244,11 @@ class Session(_Model):
     tracks: list[Track] = Field(default_factory=list)
     buses: list[Bus] = Field(default_factory=list)
     master: Master = Field(default_factory=Master)
+    stems: list[StemDef] | None = Field(
+        None, description="Stem definitions (default: one per route that outputs to the master)."
+    )
+    mixes: list[MixDef] = Field(default_factory=list, description="Alternate mixes.")
+    delivery: Delivery = Field(default_factory=Delivery)
 
     @field_validator("tail_seconds", mode="after")
     @classmethod

@@ -12,10 +12,11 @@ from __future__ import annotations
 
 import math
 import os
+import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Literal, Protocol
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -23,6 +24,8 @@ from stemprint.dsp.inserts import InsertChain
 from stemprint.dsp.strip import fader_pan, to_stereo
 from stemprint.errors import InputError, RenderError
 from stemprint.graph.compile import Edge, Node, RenderGraph, compensate_latency
+from stemprint.graph.outputs import OutputSpec
+from stemprint.model.session import MASTER
 from stemprint.render.sources import ClipReader
 
 MIN_BLOCK_SIZE = 32
@@ -30,14 +33,15 @@ MIN_BLOCK_SIZE = 32
 
 DEFAULT_BLOCK_SIZE = 8192
 
-TapRole = Literal["mix", "premaster", "stem"]
+InstanceKey = tuple[str, frozenset[str], bool]
+"""A node rendered from a set of active tracks, wet or dry."""
 
 
 class Sink(Protocol):
     """Where a tap's samples go (a file writer, a meter, a test buffer)."""
 
     def write(self, block: np.ndarray) -> None:
-        """Take the next ``(2, n)`` float64 samples."""
+        """Take the next ``(channels, n)`` float64 samples."""
 
     def close(self) -> None:
         """All samples were written."""
@@ -45,30 +49,31 @@ class Sink(Protocol):
 
 @dataclass(frozen=True)
 class Tap:
-    """A point of the graph printed to an output.
+    """An output of the render, with its latency.
 
     Attributes
     ----------
     key
-        Unique key (``mix``, ``premaster``, ``stem:<route>``).
+        Unique key (``mix``, ``premaster``, ``stem:<name>``, ``mix:<name>``, ``track:<name>``).
     role
-        ``mix``, ``premaster`` or ``stem``.
+        The output's role (``graph.outputs.OutputSpec.role``).
     name
         Display name.
     latency_samples
         Samples the tap lags the timeline; dropped from its start when written.
+    spec
+        What the tap prints.
     """
 
     key: str
-    role: TapRole
+    role: str
     name: str
     latency_samples: int
-    route: str | None = None
-    """Node key of the route a stem prints."""
+    spec: OutputSpec
 
 
 class DelayLine:
-    """A fixed delay of ``delay_samples`` for ``(2, n)`` blocks of any size."""
+    """A fixed delay of ``delay_samples`` for ``(channels, n)`` blocks of any size."""
 
     def __init__(self, channels: int, delay_samples: int) -> None:
         self._buffer = np.zeros((channels, delay_samples))
@@ -88,8 +93,10 @@ class _TrimmedSink:
         self.sink = sink
         self.skip = skip
         self.left = length
+        self.written = 0
+        self.last_loud = -1  # timeline index of the last sample above the silence threshold
 
-    def write(self, block: np.ndarray) -> None:
+    def write(self, block: np.ndarray, threshold: float | None = None) -> None:
         if self.skip:
             cut = min(self.skip, block.shape[1])
             block = block[:, cut:]
@@ -97,12 +104,49 @@ class _TrimmedSink:
         if self.left <= 0 or block.shape[1] == 0:
             return
         block = block[:, : self.left]
+        if threshold is not None:
+            loud = np.flatnonzero(np.max(np.abs(block), axis=0) > threshold)
+            if loud.size:
+                self.last_loud = self.written + int(loud[-1])
         self.left -= block.shape[1]
+        self.written += block.shape[1]
         self.sink.write(np.ascontiguousarray(block))
 
 
+class _Instance:
+    """One node rendered for one variant (a set of active tracks, wet or dry)."""
+
+    def __init__(self, node: Node, active: frozenset[str], dry: bool) -> None:
+        self.node = node
+        self.active = active
+        self.dry = dry
+        self.key: InstanceKey = (node.key, active, dry)
+        self.inputs: list[tuple[Edge, InstanceKey]] = []
+        self.keys: list[tuple[Edge, InstanceKey | None]] = []
+        self.chain: InsertChain | None = None
+        self.bypass: DelayLine | None = None  # dry: the chain's latency, without the chain
+        self.source_delay: DelayLine | None = None
+
+
+class _DelayedEdge:
+    """An edge's gained and delayed signal from one source instance, computed once per block."""
+
+    def __init__(self, edge: Edge, source: InstanceKey) -> None:
+        self.edge = edge
+        self.source = source
+        self.delay = DelayLine(2, edge.delay_samples) if edge.delay_samples else None
+        self.lock = threading.Lock()
+        self.block = -1
+        self.signal: np.ndarray | None = None
+
+
 class Renderer:
-    """Renders a :class:`RenderGraph` in one streaming pass.
+    """Renders a :class:`RenderGraph` in one streaming pass, every output at once.
+
+    Outputs that need a route rendered from only some tracks (split stems, alternate mixes,
+    stems through the master, dry stems) get their own *instances* of the nodes concerned:
+    each has its own plug-in state, and an instance whose tracks are the full session's is the
+    main render itself, shared. Everything runs in the same pass over the timeline.
 
     Parameters
     ----------
@@ -111,14 +155,21 @@ class Renderer:
     block_size
         Samples per render block (performance only: the output does not depend on it).
     threads
-        Worker threads for independent nodes (default: one per CPU). pedalboard, soxr,
-        libsndfile and large numpy operations release the GIL, so routes of one level (every
-        track, then the buses they feed) run in parallel. The output does not depend on it:
-        each node's computation is the same, and sums keep their order.
+        Worker threads for independent instances (default: one per CPU). pedalboard, soxr,
+        libsndfile and large numpy operations release the GIL, so the instances of one level
+        (every track, then the buses they feed) run in parallel. The output does not depend
+        on it: each instance's computation is the same, and sums keep their order.
+    outputs
+        What to print (``graph.outputs``); default: the mix, the master input and the
+        contract's default stems.
     """
 
     def __init__(
-        self, graph: RenderGraph, block_size: int = DEFAULT_BLOCK_SIZE, threads: int | None = None
+        self,
+        graph: RenderGraph,
+        block_size: int = DEFAULT_BLOCK_SIZE,
+        threads: int | None = None,
+        outputs: list[OutputSpec] | None = None,
     ) -> None:
         if block_size < MIN_BLOCK_SIZE:
             raise InputError(
@@ -130,52 +181,152 @@ class Renderer:
         self.block_size = block_size
         self.threads = max(1, threads if threads is not None else (os.cpu_count() or 1))
         self._pool: ThreadPoolExecutor | None = None
-        self.levels = _levels(graph)
-        self.chains: dict[str, InsertChain] = {}
+        self._nodes = graph.by_key
+        self._audible_tracks = frozenset(
+            n.key for n in graph.nodes if n.kind == "track" and n.audible
+        )
+        self._feeders: dict[tuple[str, bool], frozenset[str]] = {}
+        main_chains: dict[str, InsertChain] = {}
         for node in graph.nodes:
             if node.audible and node.inserts:
-                self.chains[node.key] = InsertChain(node.inserts, graph.sample_rate, node.channels)
+                main_chains[node.key] = InsertChain(node.inserts, graph.sample_rate, node.channels)
         compensate_latency(
             graph,
-            {k: c.latency_samples for k, c in self.chains.items()},
-            {k: c.input_latency_samples for k, c in self.chains.items()},
+            {k: c.latency_samples for k, c in main_chains.items()},
+            {k: c.input_latency_samples for k, c in main_chains.items()},
         )
-        self._delays: dict[int, DelayLine] = {}
-        for key, chain in self.chains.items():
-            chain.anchor_to_timeline(graph.by_key[key].input_latency_samples)
-        # A track whose sidechain key arrives late waits for it: its clips are delayed.
-        self._source_delays = {
-            node.key: DelayLine(node.channels, node.input_latency_samples)
-            for node in graph.nodes
-            if node.kind == "track" and node.input_latency_samples
-        }
+        self._main_chains = main_chains
+        self._instances: dict[InstanceKey, _Instance] = {}
+        self._edges: dict[tuple[int, InstanceKey], _DelayedEdge] = {}
+        # The full session first: every audible node, so that sidechain keys and the default
+        # outputs find their main instances.
         for node in graph.nodes:
-            for edge in [*node.inputs, *node.keys]:
-                if edge.delay_samples:
-                    self._delays[id(edge)] = DelayLine(2, edge.delay_samples)
+            if node.audible:
+                self._instance(node.key, self._audible_tracks, False)
+        if outputs is None:
+            from stemprint.graph.outputs import default_outputs
+
+            outputs = default_outputs(graph)
+        self._tap_delays: dict[tuple[str, str], DelayLine] = {}
+        self.taps = [self._tap(spec) for spec in outputs]
+        order = {n.key: i for i, n in enumerate(graph.nodes)}
+        self.levels = _levels(self._instances, order)
+
+    # -- building ------------------------------------------------------------------------------
+
+    def _track_feeders(self, key: str, dry: bool) -> frozenset[str]:
+        """Audible tracks reaching ``key`` (dry: through outputs only, sends are dropped)."""
+        cached = self._feeders.get((key, dry))
+        if cached is not None:
+            return cached
+        node = self._nodes[key]
+        if node.kind == "track":
+            found = frozenset({key}) & self._audible_tracks
+        else:
+            parts: set[str] = set()
+            for edge in node.inputs:
+                if not (dry and edge.kind == "send"):
+                    parts |= self._track_feeders(edge.source, dry)
+            found = frozenset(parts)
+        self._feeders[(key, dry)] = found
+        return found
+
+    def _instance(self, key: str, tracks: frozenset[str], dry: bool) -> InstanceKey | None:
+        """The instance of node ``key`` for a variant, created on first use; ``None`` if silent."""
+        node = self._nodes[key]
+        if not node.audible:
+            return None
+        active = self._track_feeders(key, dry) & tracks
+        if not active and node.kind != "master":
+            return None
+        instance_key: InstanceKey = (key, active, dry)
+        if instance_key in self._instances:
+            return instance_key
+        instance = _Instance(node, active, dry)
+        main = active == self._track_feeders(key, False) and not dry
+        if node.inserts:
+            if dry:
+                if node.chain_latency_samples:
+                    instance.bypass = DelayLine(node.channels, node.chain_latency_samples)
+            elif main and key in self._main_chains:
+                instance.chain = self._main_chains.pop(key)
+            else:
+                instance.chain = InsertChain(node.inserts, self.graph.sample_rate, node.channels)
+            if instance.chain is not None:
+                instance.chain.anchor_to_timeline(node.input_latency_samples)
+        if node.kind == "track" and node.input_latency_samples:
+            # A track whose sidechain key arrives late waits for it: its clips are delayed.
+            instance.source_delay = DelayLine(node.channels, node.input_latency_samples)
+        for edge in node.inputs:
+            if dry and edge.kind == "send":
+                continue
+            source = self._instance(edge.source, active, dry)
+            if source is not None:
+                instance.inputs.append((edge, source))
+        if not dry:
+            for edge in node.keys:
+                # Keys always come from the full session: the bass of a split stem still ducks
+                # under the kick of another stem.
+                key_source = self._instance(edge.source, self._audible_tracks, False)
+                instance.keys.append((edge, key_source))
+        self._instances[instance_key] = instance
+        return instance_key
+
+    def _tap(self, spec: OutputSpec) -> Tap:
+        graph = self.graph
         master = graph.master
-        self.taps: list[Tap] = [Tap("mix", "mix", "Mix", master.latency_samples)]
-        self.taps.append(
-            Tap("premaster", "premaster", "Mix (pre-master)", master.input_latency_samples)
-        )
-        for stem in graph.stems:
-            self.taps.append(
-                Tap(
-                    f"stem:{stem.name}", "stem", stem.name, master.input_latency_samples, stem.route
-                )
+        tracks = spec.tracks if spec.tracks is not None else self._audible_tracks
+        if spec.kind in ("master_out", "master_in"):
+            self._instance(MASTER, tracks, spec.dry)
+            latency = (
+                master.latency_samples
+                if spec.kind == "master_out"
+                else (master.input_latency_samples)
             )
+        elif spec.kind == "contribution":
+            for edge in master.inputs:
+                if edge.source in spec.owned:
+                    self._instance(edge.source, tracks, spec.dry)
+            latency = master.input_latency_samples
+        elif spec.kind in ("pre_sum", "post"):
+            latency = max((self._nodes[k].latency_samples for k in spec.routes), default=0)
+            for key in spec.routes:
+                if self._nodes[key].audible:
+                    self._instance(key, self._audible_tracks, False)
+        else:  # track_source: the clips, before any delay
+            latency = 0
+        return Tap(spec.key, spec.role, spec.name, latency, spec)
 
     @property
     def total_latency_samples(self) -> int:
         """Largest tap latency: how far past the output length the engine must run."""
-        return max(t.latency_samples for t in self.taps)
+        return max((t.latency_samples for t in self.taps), default=0)
+
+    # -- running -------------------------------------------------------------------------------
 
     def run(
         self,
         sinks: dict[str, Sink],
         progress: Callable[[int, int], None] | None = None,
-    ) -> None:
+        until_silent: tuple[float, int, int] | None = None,
+    ) -> int:
         """Render the whole timeline into ``sinks`` (by tap key; taps without a sink are skipped).
+
+        Parameters
+        ----------
+        sinks
+            Where each tap's samples go.
+        progress
+            Called as ``progress(done_samples, total_samples)``.
+        until_silent
+            ``(threshold_linear, hold_samples, min_length_samples)``: stop once every output
+            has stayed below the threshold for the hold time after ``min_length_samples``; the
+            graph's length is then the cap.
+
+        Returns
+        -------
+        int
+            The length written to every sink, in samples.
 
         Raises
         ------
@@ -191,12 +342,14 @@ class Renderer:
             for t in self.taps
             if t.key in sinks
         }
+        taps = [t for t in self.taps if t.key in trimmed]
         readers = {
             n.key: [ClipReader(c, graph.sample_rate) for c in sorted(n.clips, key=_start)]
             for n in graph.nodes
             if n.kind == "track" and n.audible
         }
-        stem_taps = {t.route: t.key for t in self.taps if t.route and t.key in trimmed}
+        threshold = until_silent[0] if until_silent else None
+        final_length = length
         # Sinks (quantizing, file writes) run on a background thread, one block behind the
         # render, in order; at most one block waits, so memory stays flat.
         pending: Future[None] | None = None
@@ -204,15 +357,19 @@ class Renderer:
             try:
                 for index in range(blocks):
                     start = index * self.block_size
-                    pre, post = self._render_block(start, readers)
-                    master_in, contributions = self._master_input(pre, post, stem_taps)
-                    mix = self._process_node(graph.master, master_in, start, pre, post)
-                    outputs = {"mix": mix, "premaster": master_in, **contributions}
+                    state = self._render_block(index, start, readers)
+                    outputs = {t.key: self._tap_signal(t, state, index) for t in taps}
                     if pending is not None:
                         pending.result()
-                    pending = output_pool.submit(_write_all, trimmed, outputs)
+                    pending = output_pool.submit(_write_all, trimmed, outputs, threshold)
                     if progress is not None:
                         progress(min(start + self.block_size, run_length), run_length)
+                    if until_silent is not None:
+                        pending.result()
+                        done = _silent_length(trimmed, until_silent)
+                        if done is not None:
+                            final_length = done
+                            break
                 if pending is not None:
                     pending.result()
             finally:
@@ -225,139 +382,197 @@ class Renderer:
                     self._pool.shutdown()
                     self._pool = None
         for sink in trimmed.values():
+            truncate = getattr(sink.sink, "truncate", None)
+            if final_length < sink.written and truncate is not None:
+                truncate(final_length)
             sink.sink.close()
+        return final_length
 
     # -- per block -----------------------------------------------------------------------------
 
     def _render_block(
-        self, start: int, readers: dict[str, list[ClipReader]]
-    ) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
-        """Process every node but the master; returns pre- and post-fader outputs by name."""
-        pre: dict[str, np.ndarray] = {}
-        post: dict[str, np.ndarray] = {}
+        self, index: int, start: int, readers: dict[str, list[ClipReader]]
+    ) -> dict[str, dict[InstanceKey, np.ndarray]]:
+        """Process every instance, level by level; returns the block's signals."""
         n = self.block_size
+        state: dict[str, dict[InstanceKey, np.ndarray]] = {
+            "source": {}, "input": {}, "pre": {}, "post": {}
+        }  # fmt: skip
 
-        def run_node(node: Node) -> None:
+        def read(node_key: str) -> None:
+            node = self._nodes[node_key]
+            x = np.zeros((node.channels, n))
+            for reader in readers[node_key]:
+                reader.add_into(x, start)
+            _check_finite(x, node, start, "its clips (the audio file holds NaN or Inf)")
+            state["source"][(node_key, frozenset(), False)] = x
+
+        track_keys = list(readers)
+        self._map(read, track_keys)
+
+        def run(instance: _Instance) -> None:
+            node = instance.node
             if node.kind == "track":
-                x = np.zeros((node.channels, n))
-                for reader in readers[node.key]:
-                    reader.add_into(x, start)
-                _check_finite(x, node, start, "its clips (the audio file holds NaN or Inf)")
-                if node.key in self._source_delays:
-                    x = self._source_delays[node.key].process(x)
+                x = state["source"][(node.key, frozenset(), False)]
+                if instance.source_delay is not None:
+                    x = instance.source_delay.process(x)
             else:
-                x = self._sum_inputs(node.inputs, pre, post, n)
-            self._process_node(node, x, start, pre, post)
+                x = np.zeros((2, n))
+                for edge, source in instance.inputs:
+                    x = x + self._edge_signal(edge, source, state, index)
+            state["input"][instance.key] = x
+            self._process(instance, x, start, state, index)
 
         for level in self.levels:
-            if self.threads > 1 and len(level) > 1:
-                if self._pool is None:
-                    self._pool = ThreadPoolExecutor(max_workers=self.threads)
-                # list() re-raises the first worker exception here, in the render thread.
-                list(self._pool.map(run_node, level))
-            else:
-                for node in level:
-                    run_node(node)
-        return pre, post
+            self._map(run, level)
+        return state
 
-    def _process_node(
+    def _map(self, function: Callable[[Any], None], items: Sequence[Any]) -> None:
+        if self.threads > 1 and len(items) > 1:
+            if self._pool is None:
+                self._pool = ThreadPoolExecutor(max_workers=self.threads)
+            # list() re-raises the first worker exception here, in the render thread.
+            list(self._pool.map(function, items))
+        else:
+            for item in items:
+                function(item)
+
+    def _process(
         self,
-        node: Node,
+        instance: _Instance,
         x: np.ndarray,
         start: int,
-        pre: dict[str, np.ndarray],
-        post: dict[str, np.ndarray],
-    ) -> np.ndarray:
+        state: dict[str, dict[InstanceKey, np.ndarray]],
+        index: int,
+    ) -> None:
+        node = instance.node
         if node.invert_polarity:
             x = -x
-        chain = self.chains.get(node.key)
-        if chain is not None:
+        if instance.chain is not None:
             keys = None
-            if node.keys:
+            if instance.keys:
                 keys = {}
-                for edge in node.keys:
-                    signal = self._edge_signal(edge, pre, post)
+                for edge, source in instance.keys:
                     # A muted key route is a silent key (not "no key", which would self-key).
-                    if signal is None:
-                        signal = np.zeros((2, x.shape[1]))
-                    keys[edge.insert_index or 0] = signal
-            x = chain.process(x, keys)
-            _check_finite(x, node, start - chain.latency_samples, "its inserts")
-        pre[node.key] = x
+                    keys[edge.insert_index or 0] = (
+                        self._edge_signal(edge, source, state, index)
+                        if source is not None
+                        else np.zeros((2, x.shape[1]))
+                    )
+            x = instance.chain.process(x, keys)
+            _check_finite(x, node, start - instance.chain.latency_samples, "its inserts")
+        elif instance.bypass is not None:
+            x = instance.bypass.process(x)
+        state["pre"][instance.key] = x
         if node.kind == "master":
             out = to_stereo(x) * node.gain_linear if node.gain_linear != 1.0 else to_stereo(x)
         else:
             out = fader_pan(x, node.gain_linear, node.pan)
-        post[node.key] = out
-        return out
+        state["post"][instance.key] = out
 
     def _edge_signal(
-        self, edge: Edge, pre: dict[str, np.ndarray], post: dict[str, np.ndarray]
-    ) -> np.ndarray | None:
-        if edge.source not in post:  # inaudible source
-            return None
-        signal = post[edge.source] if edge.tap == "post_fader" else to_stereo(pre[edge.source])
-        if edge.gain_linear != 1.0:
-            signal = signal * edge.gain_linear
-        delay = self._delays.get(id(edge))
-        if delay is not None:
-            signal = delay.process(signal)
-        return signal
-
-    def _sum_inputs(
         self,
-        edges: Sequence[Edge],
-        pre: dict[str, np.ndarray],
-        post: dict[str, np.ndarray],
-        n: int,
+        edge: Edge,
+        source: InstanceKey,
+        state: dict[str, dict[InstanceKey, np.ndarray]],
+        index: int,
     ) -> np.ndarray:
+        """An edge's signal from one source instance: tap, gain, compensation delay."""
+        memo_key = (id(edge), source)
+        delayed = self._edges.get(memo_key)
+        if delayed is None:
+            delayed = self._edges.setdefault(memo_key, _DelayedEdge(edge, source))
+        with delayed.lock:
+            if delayed.block != index:
+                if edge.tap == "post_fader":
+                    signal = state["post"][source]
+                else:
+                    signal = to_stereo(state["pre"][source])
+                if edge.gain_linear != 1.0:
+                    signal = signal * edge.gain_linear
+                if delayed.delay is not None:
+                    signal = delayed.delay.process(signal)
+                delayed.signal = signal
+                delayed.block = index
+            assert delayed.signal is not None
+            return delayed.signal
+
+    def _tap_signal(
+        self, tap: Tap, state: dict[str, dict[InstanceKey, np.ndarray]], index: int
+    ) -> np.ndarray:
+        spec = tap.spec
+        n = self.block_size
+        tracks = spec.tracks if spec.tracks is not None else self._audible_tracks
+        if spec.kind in ("master_out", "master_in"):
+            master_key = self._instance(MASTER, tracks, spec.dry)
+            assert master_key is not None
+            return state["post" if spec.kind == "master_out" else "input"][master_key]
+        if spec.kind == "contribution":
+            total = np.zeros((2, n))
+            for edge in self.graph.master.inputs:
+                if edge.source not in spec.owned:
+                    continue
+                source = self._instance(edge.source, tracks, spec.dry)
+                if source is not None:
+                    total = total + self._edge_signal(edge, source, state, index)
+            return total
+        if spec.kind == "track_source":
+            return state["source"].get(
+                (spec.routes[0], frozenset(), False), np.zeros((spec.channels, n))
+            )
+        # pre_sum / post: main instances, each delayed to the tap's common latency.
         total = np.zeros((2, n))
-        for edge in edges:
-            signal = self._edge_signal(edge, pre, post)
-            if signal is not None:
-                total += signal
+        for key in spec.routes:
+            source = self._instance(key, self._audible_tracks, False)
+            if source is None:
+                continue
+            signal = (
+                to_stereo(state["pre"][source]) if spec.kind == "pre_sum"
+                else state["post"][source]
+            )  # fmt: skip
+            lag = tap.latency_samples - self._nodes[key].latency_samples
+            if lag:
+                line = self._tap_delays.setdefault((tap.key, key), DelayLine(2, lag))
+                signal = line.process(signal)
+            total = total + signal
         return total
 
-    def _master_input(
-        self,
-        pre: dict[str, np.ndarray],
-        post: dict[str, np.ndarray],
-        stem_taps: dict[str, str],
-    ) -> tuple[np.ndarray, dict[str, np.ndarray]]:
-        n = self.block_size
-        total = np.zeros((2, n))
-        contributions: dict[str, np.ndarray] = {}
-        for edge in self.graph.master.inputs:
-            signal = self._edge_signal(edge, pre, post)
-            if signal is not None:
-                total += signal
-            if edge.source in stem_taps:
-                contributions[stem_taps[edge.source]] = (
-                    signal if signal is not None else np.zeros((2, n))
-                )
-        return total, contributions
 
-
-def _write_all(trimmed: dict[str, _TrimmedSink], outputs: dict[str, np.ndarray]) -> None:
+def _write_all(
+    trimmed: dict[str, _TrimmedSink], outputs: dict[str, np.ndarray], threshold: float | None
+) -> None:
     for key, sink in trimmed.items():
-        sink.write(outputs[key])
+        sink.write(outputs[key], threshold)
 
 
-def _levels(graph: RenderGraph) -> list[list[Node]]:
-    """Audible nodes but the master, grouped so that no node feeds another of its group.
+def _silent_length(
+    trimmed: dict[str, _TrimmedSink], until_silent: tuple[float, int, int]
+) -> int | None:
+    """The final length once every output has been silent long enough, else ``None``."""
+    _, hold, minimum = until_silent
+    if not trimmed:
+        return None
+    last_loud = max(s.last_loud for s in trimmed.values())
+    length = max(minimum, last_loud + 1 + hold)
+    if min(s.written for s in trimmed.values()) >= length:
+        return length
+    return None
 
-    A node's level is one more than the highest level among its audible sources (tracks: 0).
-    """
-    level: dict[str, int] = {}
-    for node in graph.nodes[:-1]:
-        if not node.audible:
-            continue
-        sources = [level[e.source] for e in [*node.inputs, *node.keys] if e.source in level]
-        level[node.key] = 1 + max(sources) if sources else 0
-    groups: list[list[Node]] = [[] for _ in range(max(level.values(), default=-1) + 1)]
-    for node in graph.nodes[:-1]:
-        if node.key in level:
-            groups[level[node.key]].append(node)
+
+def _levels(
+    instances: dict[InstanceKey, _Instance], order: dict[str, int]
+) -> list[list[_Instance]]:
+    """Instances grouped so that none feeds another of its group (tracks are level 0)."""
+    level: dict[InstanceKey, int] = {}
+    ordered = sorted(instances.values(), key=lambda i: order[i.node.key])
+    for instance in ordered:
+        sources = [level[s] for _, s in instance.inputs] + [
+            level[s] for _, s in instance.keys if s is not None
+        ]
+        level[instance.key] = 1 + max(sources) if sources else 0
+    groups: list[list[_Instance]] = [[] for _ in range(max(level.values(), default=-1) + 1)]
+    for instance in ordered:
+        groups[level[instance.key]].append(instance)
     return groups
 
 

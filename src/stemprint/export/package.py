@@ -459,24 +459,66 @@ def _order(graph: RenderGraph) -> Callable[[str], int]:
     return lambda key: position[key]
 
 
+_ROLE_TEXT = {
+    "stem": "Post-fader output of its routes, before the master bus (sums to the mix).",
+    "stem_post_fader": "Post-fader output of its routes, before the master bus; it splits a "
+    "bus with non-linear inserts, so it does not sum exactly to the mix.",
+    "stem_pre_fader": "Its routes before their faders and pans (does not sum to the mix).",
+    "stem_dry": "Its tracks without any insert or send, faders and pans kept (for remixers; "
+    "does not sum to the mix).",
+    "stem_via_master": "The stem alone through the master bus (for performance and DJ use; does "
+    "not sum to the mix).",
+    "alt_mix": "An alternate mix through the master bus.",
+    "track": "One track on its own (multitrack).",
+}
+
+
+def _strip_line(strip: dict[str, Any]) -> str:
+    chain = " → ".join(strip["inserts"]) or "no inserts"
+    if strip["kind"] == "master":
+        return f"- master: {chain}; gain {strip['gain_db']:+g} dB"
+    sends = ", ".join(
+        f"{s['to']} {s['level_db']:+g} dB {'pre' if s['pre_fader'] else 'post'}"
+        for s in strip.get("sends", [])
+    )
+    return (
+        f"- {strip['kind']} **{strip['route']}**: {chain}; fader {strip['gain_db']:+g} dB; "
+        f"pan {strip['pan']:+.2f}"
+        + ("; polarity inverted" if strip.get("invert_polarity") else "")
+        + (f"; sends: {sends}" if sends else "")
+        + f"; → {strip['output']}"
+    )
+
+
 def _readme(loaded: LoadedSession, graph: RenderGraph, manifest: dict[str, Any]) -> str:
     session = loaded.session
-    rate = graph.sample_rate
+    rate = manifest["sample_rate"]
+    length = manifest["length_samples"]
+    delivery = manifest["delivery"]
     lines = [
         f"# {session.name} — stem package",
         "",
-        f"Rendered by {manifest['generator']} from `{loaded.path.name}` in one pass.",
+        f"Rendered by {manifest['generator']} from `{loaded.path.name}` in one pass"
+        + (f" (preset `{delivery['preset']}`)" if delivery["preset"] else "")
+        + ".",
         "",
         f"- Sample rate: {rate} Hz; bit depth: {manifest['bit_depth']}"
         + (" (float)" if manifest["bit_depth"] == "32f" else "-bit")
-        + "; stereo WAV.",
-        f"- Every file starts at timeline 0 and is {graph.length_samples} samples long "
-        f"({graph.length_samples / rate:.3f} s, including {session.tail_seconds:g} s of tail).",
+        + f"; {delivery['format'].upper()}.",
+        f"- Every file starts at timeline 0 and is {length} samples long "
+        f"({length / rate:.3f} s, including {manifest['tail_seconds']:g} s of tail).",
+        f"- Shared returns: {delivery['returns']}"
+        + (
+            " (each stem carries its own share of the reverbs and delays)."
+            if delivery["returns"] == "split"
+            else " (each return is its own stem)."
+        ),
         "",
         "## How to use it",
         "",
-        "Import every file in `stems/` into a new session at the same sample rate, all starting "
-        "at 0, every fader at unity (0 dB), pans centred, no processing. Their sum equals "
+        "Import every file whose role is `stem` (see below) into a new session at the same "
+        "sample rate, all starting at 0, every fader at unity (0 dB), pans centred, no "
+        "processing. Their sum equals "
         + (
             "`premaster.wav`, the mix before the master bus processing; `mix.wav` is that sum "
             "through the master chain."
@@ -490,36 +532,21 @@ def _readme(loaded: LoadedSession, graph: RenderGraph, manifest: dict[str, Any])
     for entry in manifest["files"]:
         peak = entry["peak_dbfs"]
         peak_text = "silent" if peak is None else f"peak {peak:.2f} dBFS"
-        lines.append(f"### `{entry['path']}` — {entry['name']} ({peak_text})")
+        lines.append(f"### `{entry['path']}` — {entry['name']} ({entry['role']}, {peak_text})")
         lines.append("")
         if entry["role"] == "mix":
             lines.append("The full mix, through the master bus.")
-            master = entry["processing"][0]
-            chain = " → ".join(master["inserts"]) or "no inserts"
-            lines.append(f"Master: {chain}; gain {master['gain_db']:+g} dB.")
         elif entry["role"] == "premaster":
             lines.append("The master's input: every stem summed, before the master bus.")
         else:
             if entry.get("muted"):
-                lines.append("This route is muted in the session: the file is silent.")
-            lines.append(
-                "Post-fader output of the route, before the master bus. Printed in, "
-                "in signal order:"
-            )
-            lines.append("")
-            for strip in entry["processing"]:
-                chain = " → ".join(strip["inserts"]) or "no inserts"
-                sends = ", ".join(
-                    f"{s['to']} {s['level_db']:+g} dB {'pre' if s['pre_fader'] else 'post'}"
-                    for s in strip.get("sends", [])
-                )
-                lines.append(
-                    f"- {strip['kind']} **{strip['route']}**: {chain}; fader "
-                    f"{strip['gain_db']:+g} dB; pan {strip['pan']:+.2f}"
-                    + ("; polarity inverted" if strip.get("invert_polarity") else "")
-                    + (f"; sends: {sends}" if sends else "")
-                    + f"; → {strip['output']}"
-                )
+                lines.append("Its routes are muted in the session: the file is silent.")
+            lines.append(_ROLE_TEXT.get(entry["role"], ""))
+            if entry.get("tracks") is not None:
+                lines.append(f"Tracks: {', '.join(entry['tracks']) or 'none'}.")
+        if entry.get("processing"):
+            lines += ["", "Printed in, in signal order:", ""]
+            lines += [_strip_line(strip) for strip in entry["processing"]]
         if entry["clipped_samples"]:
             lines.append(
                 f"\n**Warning:** {entry['clipped_samples']} samples clipped when quantized."
@@ -528,8 +555,8 @@ def _readme(loaded: LoadedSession, graph: RenderGraph, manifest: dict[str, Any])
     if manifest["warnings"]:
         lines += ["## Warnings", ""] + [f"- {w}" for w in manifest["warnings"]] + [""]
     lines += [
-        "`manifest.json` lists every file with its role, contents, processing, peak, overs "
-        "and SHA-256.",
+        "`manifest.json` lists every file with its role, contents, tap point, processing, peak, "
+        "overs and SHA-256; `verification.json` (when present) is `stemprint verify`'s report.",
         "",
     ]
     return "\n".join(lines)

@@ -30,7 +30,7 @@ from typing import Literal
 from stemprint.errors import SessionError
 from stemprint.graph.compile import Node, RenderGraph
 from stemprint.model.load import LoadedSession
-from stemprint.model.session import MASTER, Delivery, TailPolicy
+from stemprint.model.session import MASTER, Delivery, StemDef, TailPolicy
 
 OutputRole = Literal["mix", "premaster", "stem", "alt_mix", "track"]
 OutputKind = Literal["master_out", "master_in", "contribution", "pre_sum", "track_source", "post"]
@@ -291,8 +291,10 @@ def plan_outputs(
                        routes=tuple(sorted(tracks)), tap_point="master")
         )  # fmt: skip
     if delivery.multitrack:
-        for node in graph.nodes:
-            if node.kind != "track" or not node.audible:
+        nodes = graph.by_key
+        for track in loaded.session.tracks:  # session order, as a person reads it
+            node = nodes[f"track:{track.name}"]
+            if not node.audible:
                 continue
             if delivery.multitrack == "dry":
                 outputs.append(
@@ -329,7 +331,16 @@ def _stem_outputs(
     nodes = graph.by_key
     definitions: list[tuple[str, frozenset[str], tuple[str, ...], str, tuple[str, ...]]] = []
     # (name, tracks, owned master inputs, tap point, listed routes)
-    if session.stems is None:
+    if session.stems is None and delivery.returns == "split":
+        # One stem per route that outputs to the master, returns aside: each carries its share.
+        stem_defs = [
+            StemDef(name=nodes[k].name, routes=[f"{nodes[k].kind}:{nodes[k].name}"])
+            for k in master_inputs
+            if not routing.is_return(k)
+        ]
+    else:
+        stem_defs = session.stems
+    if stem_defs is None:
         # The contract's default: one stem per route that outputs to the master.
         for stem in graph.stems:
             # The route as it plays: every track that reaches it, through outputs or sends.
@@ -338,7 +349,7 @@ def _stem_outputs(
     else:
         owner: dict[str, str] = {}
         returns = [k for k in master_inputs if routing.is_return(k)]
-        for index, stem_def in enumerate(session.stems):
+        for index, stem_def in enumerate(stem_defs):
             where = f"stems[{index}].routes"
             tracks = routing.tracks_of(stem_def.routes, where)
             listed = tuple(k for p in stem_def.routes for k in routing.match(p, where))

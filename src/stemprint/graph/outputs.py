@@ -331,6 +331,7 @@ def _stem_outputs(
     nodes = graph.by_key
     definitions: list[tuple[str, frozenset[str], tuple[str, ...], str, tuple[str, ...]]] = []
     # (name, tracks, owned master inputs, tap point, listed routes)
+    stem_defs: list[StemDef] | None
     if session.stems is None and delivery.returns == "split":
         # One stem per route that outputs to the master, returns aside: each carries its share.
         stem_defs = [

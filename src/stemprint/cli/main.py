@@ -46,6 +46,21 @@ class BitDepthChoice(StrEnum):
     b32f = "32f"
 
 
+class PresetChoice(StrEnum):
+    mastering = "mastering"
+    mixing = "mixing"
+    remix = "remix"
+    sync = "sync"
+    multitrack = "multitrack"
+    performance = "performance"
+
+
+class FormatChoice(StrEnum):
+    wav = "wav"
+    aiff = "aiff"
+    flac = "flac"
+
+
 class DitherChoice(StrEnum):
     auto = "auto"
     none = "none"
@@ -195,8 +210,24 @@ def render(
     session: Annotated[Path, typer.Argument(help="Session file (YAML).")],
     output: Annotated[Path, typer.Option("-o", "--output", help="Package folder to write.")],
     bit_depth: Annotated[
-        BitDepthChoice, typer.Option("--bit-depth", help="16, 24, 32 (integer) or 32f (float).")
-    ] = BitDepthChoice.b24,
+        BitDepthChoice | None,
+        typer.Option(
+            "--bit-depth",
+            help="16, 24, 32 (integer) or 32f (float); default: the session's delivery, or 24.",
+        ),
+    ] = None,
+    preset: Annotated[
+        PresetChoice | None,
+        typer.Option("--preset", help="Delivery preset (overrides the session's)."),
+    ] = None,
+    file_format: Annotated[
+        FormatChoice | None,
+        typer.Option("--format", help="wav, aiff or flac; default: the session's, or wav."),
+    ] = None,
+    sample_rate: Annotated[
+        int | None,
+        typer.Option("--sample-rate", min=8000, help="Deliver at this rate (soxr VHQ)."),
+    ] = None,
     dither: Annotated[
         DitherChoice, typer.Option(help="auto: TPDF when writing 16-bit; none; tpdf.")
     ] = DitherChoice.auto,
@@ -238,7 +269,10 @@ def render(
 
     loaded = load_session(session)
     options = RenderOptions(
-        bit_depth=bit_depth.value,
+        bit_depth=bit_depth.value if bit_depth else None,
+        preset=preset.value if preset else None,
+        format=file_format.value if file_format else None,
+        sample_rate=sample_rate,
         dither=dither.value,
         block_size=block_size,
         threads=threads,

@@ -44,6 +44,8 @@ class RenderOptions:
     ----------
     bit_depth
         ``16``, ``24``, ``32`` or ``32f``; default: the session's delivery (24).
+    preset
+        Delivery preset, replacing the session's (its explicit delivery fields still win).
     format
         ``wav``, ``aiff`` or ``flac``; default: the session's delivery (wav).
     sample_rate
@@ -71,6 +73,7 @@ class RenderOptions:
     """
 
     bit_depth: BitDepth | None = None
+    preset: str | None = None
     format: str | None = None
     sample_rate: int | None = None
     dither: Dither = "auto"
@@ -158,7 +161,10 @@ def render_package(
     if graph is None:
         graph = compile_session(loaded, allow_plugins=options.allow_plugins)
     session = loaded.session
-    delivery = resolve_delivery(session.delivery, session.tail_seconds)
+    session_delivery = session.delivery
+    if options.preset is not None:
+        session_delivery = session_delivery.model_copy(update={"preset": options.preset})
+    delivery = resolve_delivery(session_delivery, session.tail_seconds)
     overrides: dict[str, Any] = {
         "bit_depth": options.bit_depth,
         "format": options.format,

@@ -76,7 +76,7 @@ def generate(out: Path, tracks: int, minutes: float, plain: bool, seed: int = 1)
         track: dict = {
             "name": f"T{i:03d}",
             "clips": [{"file": f"audio/t{i:03d}.wav"}],
-            "gain_db": -12.0,
+            "gain_db": -20.0,
             "pan": round(((i * 37) % 21 - 10) / 10, 2),
         }
         if not plain:

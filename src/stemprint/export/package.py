@@ -229,6 +229,19 @@ def render_package(
         (tmp / "README.md").write_text(_readme(loaded, graph, manifest), "utf-8")
         if options.verify and any(f["role"] == "stem" for f in manifest["files"]):
             manifest["verification"] = _verify(tmp)
+            clipped = [
+                f"{f['path']} clipped {f['clipped_samples']} samples when quantized (peak "
+                f"{f['peak_dbfs']:+.2f} dBFS)"
+                for f in manifest["files"]
+                if f["clipped_samples"]
+            ]
+            if clipped and not manifest["verification"]["passed"]:
+                # The likeliest cause of a failed null in our own render: say it first.
+                manifest["verification"]["errors"] = (
+                    clipped
+                    + ["lower the levels feeding the master, or render with --bit-depth 32f"]
+                    + manifest["verification"]["errors"]
+                )
             (tmp / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n", "utf-8")
     except BaseException as exc:
         for writer in writers.values():

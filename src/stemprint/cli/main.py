@@ -253,7 +253,7 @@ def render(
     ] = True,
     threads: Annotated[
         int | None,
-        typer.Option("--threads", min=1, help="Worker threads (default: one per CPU; speed only)."),
+        typer.Option("--threads", min=1, help="Worker threads (default 1; speed only)."),
     ] = None,
     allow_plugins: Annotated[
         bool,

@@ -357,3 +357,18 @@ def test_file_name_template_and_collision(tmp_path, rng):
     with pytest.raises(InputError, match="would both be written"):
         render_package(bad, tmp_path / "b" / "out")
     assert not (tmp_path / "b" / "out").exists()
+
+
+def test_mono_stems_where_the_route_is_mono(tmp_path, rng):
+    loaded = _session(tmp_path, rng, {"mono_stems": True, "multitrack": "post_fader"})
+    out = tmp_path / "out"
+    manifest = render_package(loaded, out, RenderOptions(bit_depth="24")).manifest
+    files = {(f["role"], f["name"]): f for f in manifest["files"]}
+    # Bass is panned (-0.2): stereo; Kick is centred and mono: one channel.
+    assert files[("track", "Kick")]["channels"] == 1
+    assert files[("track", "Bass")]["channels"] == 2
+    assert files[("stem", "Bass")]["channels"] == 2
+    kick = sf.read(str(out / files[("track", "Kick")]["path"]))[0]
+    source = sf.read(str(tmp_path / "kick.wav"))[0] * np.sqrt(0.5)
+    assert np.max(np.abs(kick[:RATE] - source)) <= 2**-23
+    assert sf.info(str(out / files[("track", "Kick")]["path"])).channels == 1

@@ -126,3 +126,28 @@ def test_unknown_key_route(tmp_path):
     )
     with pytest.raises(SessionError, match="sidechain key route 'Kik' does not exist"):
         render_arrays(path)
+
+
+def test_ducking_survives_stem_splitting(tmp_path):
+    """With split stems the bass stem is rendered from the bass alone, yet its key still comes
+    from the full session: it ducks exactly as in the full mix."""
+    from stemprint.export.package import RenderOptions, render_package
+    from stemprint.model.load import load_session
+
+    _sources(tmp_path)
+    plain, _ = render_arrays(_session(tmp_path))
+    path = _session(tmp_path, name="split.yaml")
+    text = path.read_text() + (
+        "stems:\n- {name: Low, routes: [Bass]}\n- {name: Beat, routes: [Kick]}\n"
+        "delivery: {returns: split}\n"
+    )
+    path.write_text(text)
+    out = tmp_path / "out"
+    manifest = render_package(load_session(path), out, RenderOptions(bit_depth="32f")).manifest
+    low = next(f for f in manifest["files"] if f["name"] == "Low")
+    assert low["tracks"] == ["Bass"]
+    import soundfile as sf
+
+    data = sf.read(str(out / low["path"]), always_2d=True)[0].T
+    np.testing.assert_allclose(data, plain["stem:Bass"], atol=1e-7)
+    assert manifest["verification"]["passed"] is True

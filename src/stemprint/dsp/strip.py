@@ -44,6 +44,10 @@ def pan_gains(pan: float, channels: int) -> tuple[float, float]:
         for stereo they scale the left and the right channel.
     """
     if channels == 1:
+        if pan == 0.0:
+            # Exactly equal sides at the centre: in floating point sin(π/4) is one ulp below
+            # cos(π/4), which would make a centred mono route "not quite mono".
+            return math.sqrt(0.5), math.sqrt(0.5)
         theta = (pan + 1.0) * math.pi / 4.0
         return math.cos(theta), math.sin(theta)
     if pan > 0:

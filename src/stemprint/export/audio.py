@@ -86,6 +86,7 @@ class AudioWriter:
         container: str = "WAV",
         render_sample_rate: int | None = None,
         lag_samples: int = 0,
+        mono_if_identical: bool = False,
     ) -> None:
         import soundfile as sf
 
@@ -134,6 +135,8 @@ class AudioWriter:
         self._frames_in = 0
         self._limit: int | None = None
         self._frames_out = 0
+        # Mono where the route is mono: track whether both channels stay identical.
+        self._identical = mono_if_identical and channels == 2
 
     @property
     def dither_name(self) -> str:
@@ -180,6 +183,8 @@ class AudioWriter:
         if frames == 0:
             return
         self._frames_out += frames
+        if self._identical and not np.array_equal(block[0], block[1]):
+            self._identical = False
         stats = self.stats
         absolute = np.abs(block)
         stats.peak_linear = max(stats.peak_linear, float(absolute.max()))
@@ -226,3 +231,22 @@ class AudioWriter:
                 self._file.truncate(expected)
                 self.stats.frames = expected
         self._file.close()
+        if self._identical and self._frames_out:
+            self._rewrite_mono()
+
+    def _rewrite_mono(self) -> None:
+        """Both channels were identical all along: rewrite the file as mono (exact copy)."""
+        import soundfile as sf
+
+        tmp = self.path.with_name(self.path.name + ".mono")
+        integer = "int32" if self.subtype != "FLOAT" else "float32"
+        with (
+            sf.SoundFile(str(self.path)) as source,
+            sf.SoundFile(
+                str(tmp), "w", source.samplerate, 1, self.subtype, format=self.container
+            ) as target,
+        ):
+            for block in source.blocks(65536, dtype=integer, always_2d=True):
+                target.write(np.ascontiguousarray(block[:, :1]))
+        tmp.replace(self.path)
+        self.channels = 1

@@ -221,6 +221,7 @@ def render_package(
                 container=container,
                 render_sample_rate=rate,
                 lag_samples=lag,
+                mono_if_identical=delivery.mono_stems and tap.role in ("stem", "track"),
             )
         length = renderer.run(dict(writers), progress, until_silent)
         graph.length_samples = length

@@ -221,7 +221,11 @@ class Delivery(_Model):
     format: Literal["wav", "aiff", "flac"] | None = None
     bit_depth: Literal["16", "24", "32", "32f"] | None = None
     sample_rate: int | None = Field(None, gt=0, le=768000, description="Delivery rate (soxr VHQ).")
-    mono_stems: bool | None = Field(None, description="Write mono routes as mono files.")
+    mono_stems: bool | None = Field(
+        None,
+        description="Write a stem or track file as mono when its two channels are identical "
+        "for the whole render (a mono route panned to the centre): the file holds one channel.",
+    )
     peak_limit_dbfs: float | None = Field(
         None, description="Warn when a stem peaks above this (mastering: -3 dBFS)."
     )

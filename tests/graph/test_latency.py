@@ -8,6 +8,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from stemprint.dsp.inserts import CHUNK_SAMPLES
 from tests.conftest import render_arrays, write_session, write_wav
 
 IMPULSE_AT = 1000
@@ -97,11 +98,13 @@ def test_latency_reported_per_route(tmp_path):
     path = write_session(tmp_path, _topology("bus", 64, True))
     out, graph = render_arrays(path)
     nodes = graph.by_key
-    assert nodes["bus:Bus"].chain_latency_samples == 64 + 2048  # declared + one fixed-chunk stage
+    assert (
+        nodes["bus:Bus"].chain_latency_samples == 64 + CHUNK_SAMPLES
+    )  # declared + one fixed-chunk stage
     assert nodes["track:B"].chain_latency_samples == 0
-    assert graph.master.input_latency_samples == 64 + 2048
+    assert graph.master.input_latency_samples == 64 + CHUNK_SAMPLES
     edge_b = next(e for e in graph.master.inputs if e.source == "track:B")
-    assert edge_b.delay_samples == 64 + 2048  # B is delayed to meet the latent bus
+    assert edge_b.delay_samples == 64 + CHUNK_SAMPLES  # B is delayed to meet the latent bus
 
 
 def test_uncompensated_sample_delay_moves_audio(tmp_path):

@@ -6,6 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from stemprint.dsp.inserts import CHUNK_SAMPLES
 from stemprint.errors import SessionError
 from tests.conftest import render_arrays, write_session, write_wav
 
@@ -81,7 +82,7 @@ def test_key_is_latency_compensated(tmp_path):
         {"type": "gain", "gain_db": 0.0},
     ]
     delayed, graph = render_arrays(_session(tmp_path, latent, name="latent.yaml"))
-    assert graph.by_key["track:Kick"].chain_latency_samples == 1000 + 2048
+    assert graph.by_key["track:Kick"].chain_latency_samples == 1000 + CHUNK_SAMPLES
     # The bass waits for its (later) key, and the compressor's control grid is anchored to the
     # timeline: the ducking is exactly the same as without latency (float32 gain stage aside).
     np.testing.assert_allclose(delayed["stem:Bass"], plain["stem:Bass"], atol=1e-7)

@@ -240,7 +240,7 @@ def render(
     force: Annotated[bool, typer.Option("--force", help="Replace an existing OUTPUT.")] = False,
     block_size: Annotated[
         int, typer.Option("--block-size", help="Render block in samples (speed only).")
-    ] = 8192,
+    ] = 16384,
     stems: Annotated[
         bool, typer.Option("--stems/--no-stems", help="Write the stems (default) or the mix only.")
     ] = True,
@@ -253,7 +253,7 @@ def render(
     ] = True,
     threads: Annotated[
         int | None,
-        typer.Option("--threads", min=1, help="Worker threads (default 1; speed only)."),
+        typer.Option("--threads", min=1, help="Worker threads (default: one per CPU; speed only)."),
     ] = None,
     allow_plugins: Annotated[
         bool,

@@ -55,7 +55,7 @@ class RenderOptions:
     block_size
         Render block in samples (speed only; the output does not depend on it).
     threads
-        Worker threads (default 1; speed only).
+        Worker threads (default: one per CPU; speed only).
     stems
         Write the stems (``False``: the mix, and the premaster if chosen, only).
     verify

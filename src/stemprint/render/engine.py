@@ -11,6 +11,7 @@ drawn frame by frame from a seeded generator (``export.audio``).
 from __future__ import annotations
 
 import math
+import os
 import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -30,7 +31,7 @@ from stemprint.render.sources import ClipReader
 MIN_BLOCK_SIZE = 32
 """Smallest render block: pedalboard guesses the channel axis of tiny buffers."""
 
-DEFAULT_BLOCK_SIZE = 8192
+DEFAULT_BLOCK_SIZE = 16384
 
 InstanceKey = tuple[str, frozenset[str], bool]
 """A node rendered from a set of active tracks, wet or dry."""
@@ -154,7 +155,7 @@ class Renderer:
     block_size
         Samples per render block (performance only: the output does not depend on it).
     threads
-        Worker threads for independent instances (default 1, see ``bench/README.md``).
+        Worker threads for independent instances (default: one per CPU).
         pedalboard, soxr, libsndfile and large numpy operations release the GIL, so the
         instances of one level (every track, then the buses they feed) can run in parallel.
         The output does not depend on it: each instance's computation is the same, and sums
@@ -179,10 +180,7 @@ class Renderer:
             )
         self.graph = graph
         self.block_size = block_size
-        # One thread by default: on the 2-core reference machine, 2 threads measured slower
-        # (29.6 s against 23.8 s for bench/ 32 tracks × 3 min): pedalboard calls wait to take
-        # the GIL back from the Python work around them (bench/README.md).
-        self.threads = max(1, threads if threads is not None else 1)
+        self.threads = max(1, threads if threads is not None else (os.cpu_count() or 1))
         self._pool: ThreadPoolExecutor | None = None
         self._nodes = graph.by_key
         self._audible_tracks = frozenset(

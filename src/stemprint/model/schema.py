@@ -71,6 +71,12 @@ def session_json_schema() -> dict[str, Any]:
     schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
     schema["title"] = "stemprint session (format version 1)"
     defs = schema.get("$defs", {})
+    # Positions and lengths are usually written as numbers (seconds) or strings ("17.1.0",
+    # "480smp", "2 bars"); the model parses those before validation, so say so to editors.
+    for name in ("start", "duration"):
+        prop = defs.get("Clip", {}).get("properties", {}).get(name)
+        if prop is not None and "anyOf" in prop:
+            prop["anyOf"] = [{"type": "number"}, {"type": "string"}, *prop["anyOf"]]
     if "Insert" in defs:
         defs["Insert"] = {
             "title": "Insert",

@@ -12,6 +12,16 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from stemprint.model.timebase import (
+    LengthField,
+    PositionField,
+    TempoChange,
+    TempoMap,
+    TimeSignature,
+)
+
+FadeShapeName = Literal["linear", "equal_power", "exponential"]
+
 MASTER = "master"
 """The reserved route name of the master bus, used in ``output`` fields."""
 
@@ -47,8 +57,31 @@ class Clip(_Model):
         None, description="Length of the clip; default: the rest of the file after the offset."
     )
     gain_db: float = Field(0.0, description="Clip gain in dB.")
-    fade_in_seconds: float = Field(0.0, description="Linear fade-in length at the clip start.")
-    fade_out_seconds: float = Field(0.0, description="Linear fade-out length at the clip end.")
+    fade_in_seconds: float = Field(0.0, description="Fade-in length at the clip start.")
+    fade_out_seconds: float = Field(0.0, description="Fade-out length at the clip end.")
+    fade_in_shape: FadeShapeName = Field(
+        "linear",
+        description="linear, equal_power (crossfades of unrelated material) or exponential.",
+    )
+    fade_out_shape: FadeShapeName = Field("linear", description="As fade_in_shape.")
+    start: PositionField | None = Field(
+        None,
+        description='Timeline position in any form: seconds, "48000smp", or "17.1.0" '
+        "(bar.beat.tick, with the session's tempo map). Instead of start_seconds.",
+    )
+    duration: LengthField | None = Field(
+        None,
+        description='Clip length in any form: seconds, "480smp", "2 bars", "3 beats". Instead '
+        "of duration_seconds.",
+    )
+
+    @model_validator(mode="after")
+    def _one_form(self) -> Clip:
+        if self.start is not None and "start_seconds" in self.model_fields_set:
+            raise ValueError("give either start or start_seconds, not both")
+        if self.duration is not None and self.duration_seconds is not None:
+            raise ValueError("give either duration or duration_seconds, not both")
+        return self
 
     @field_validator(
         "start_seconds", "offset_seconds", "fade_in_seconds", "fade_out_seconds", mode="after"
@@ -238,6 +271,26 @@ class Delivery(_Model):
 
 class Session(_Model):
     """A stemprint session, format version 1."""
+
+    tempo_bpm: float = Field(
+        120.0, gt=0, description="Tempo from bar 1 (quarter notes per minute), for bar positions."
+    )
+    time_signature: TimeSignature = Field(
+        default_factory=lambda: TimeSignature(numerator=4, denominator=4),
+        description='Time signature from bar 1, e.g. "4/4" or "7/8".',
+    )
+    tempo_changes: list[TempoChange] = Field(
+        default_factory=list, description="Tempo and time-signature changes at bar starts."
+    )
+
+    def tempo_map(self) -> TempoMap:
+        """The session's tempo map (resolves bar positions to samples)."""
+        return TempoMap(
+            sample_rate=self.sample_rate,
+            tempo_bpm=self.tempo_bpm,
+            time_signature=self.time_signature,
+            changes=self.tempo_changes,
+        )
 
     stemprint: Literal[1] = Field(description="Format version; 1.")
     name: str = Field("Untitled", description="Session name, used in the package README.")

@@ -15,8 +15,9 @@ from typing import Any
 
 import numpy as np
 
+from stemprint.dsp.fades import fade_gain
 from stemprint.dsp.strip import db_to_linear
-from stemprint.errors import AudioFileError, RenderError
+from stemprint.errors import AudioFileError, InputError, RenderError
 from stemprint.model.load import LoadedSession, format_location
 from stemprint.model.session import Clip
 
@@ -61,6 +62,8 @@ class ClipPlan:
     gain_linear: float
     fade_in_samples: int
     fade_out_samples: int
+    fade_in_shape: str = "linear"
+    fade_out_shape: str = "linear"
 
     @property
     def end_sample(self) -> int:
@@ -143,6 +146,7 @@ def _plan_clip(
     loaded: LoadedSession, loc: tuple[str | int, ...], clip: Clip, info: AudioInfo
 ) -> ClipPlan:
     rate = loaded.session.sample_rate
+    tempo = loaded.session.tempo_map()
     file_seconds = info.frames / info.sample_rate
     offset_frames = round(clip.offset_seconds * info.sample_rate)
     if offset_frames >= info.frames:
@@ -154,16 +158,32 @@ def _plan_clip(
         )
     # Available material after the offset, in session samples (floor: never read past the end).
     available = math.floor((info.frames - offset_frames) * rate / info.sample_rate)
-    if clip.duration_seconds is None:
+    try:
+        start_sample = (
+            tempo.sample(clip.start) if clip.start is not None else round(clip.start_seconds * rate)
+        )
+        if clip.duration is not None:
+            start_position = clip.start if clip.start is not None else clip.start_seconds
+            wanted: int | None = tempo.length_samples(start_position, clip.duration)
+        elif clip.duration_seconds is not None:
+            wanted = round(clip.duration_seconds * rate)
+        else:
+            wanted = None
+    except (InputError, ValueError) as exc:
+        message = exc.message if isinstance(exc, InputError) else str(exc)
+        raise loaded.error(
+            message, (*loc, "start"), fix="check the position and the tempo map"
+        ) from None
+    if wanted is None:
         length = available
     else:
-        length = round(clip.duration_seconds * rate)
+        length = wanted
         if length > available:
             max_seconds = (info.frames - offset_frames) / info.sample_rate
             raise loaded.error(
                 f"clip runs past the end of {clip.file}: offset {clip.offset_seconds:g} s + "
-                f"duration {clip.duration_seconds:g} s > file length {file_seconds:.6g} s",
-                (*loc, "duration_seconds"),
+                f"duration {length / rate:g} s > file length {file_seconds:.6g} s",
+                (*loc, "duration_seconds" if clip.duration is None else "duration"),
                 fix=f"shorten duration_seconds to at most {max_seconds:.6f}",
             )
     if length <= 0:
@@ -180,12 +200,14 @@ def _plan_clip(
     return ClipPlan(
         info=info,
         where=format_location(loc),
-        start_sample=round(clip.start_seconds * rate),
+        start_sample=start_sample,
         length_samples=length,
         offset_frames=offset_frames,
         gain_linear=db_to_linear(clip.gain_db),
         fade_in_samples=fade_in,
         fade_out_samples=fade_out,
+        fade_in_shape=clip.fade_in_shape,
+        fade_out_shape=clip.fade_out_shape,
     )
 
 
@@ -296,13 +318,16 @@ class ClipReader:
             else:
                 view += data * plan.gain_linear
         else:
-            idx = np.arange(first, first + count, dtype=np.float64)
+            # dsp.fades conventions: a fade-in of n samples is f(i/n) at its index i (0 at the
+            # first sample), a fade-out f(1 − i/n): overlapping fades of the same shape and
+            # length form an exact crossfade (linear: constant amplitude; equal power: power).
+            idx = np.arange(first, first + count, dtype=np.int64)
             gain = np.full(count, plan.gain_linear)
             if plan.fade_in_samples:
-                gain *= np.minimum(idx / plan.fade_in_samples, 1.0)
+                gain *= fade_gain(plan.fade_in_shape, idx, plan.fade_in_samples, "in")
             if plan.fade_out_samples:
-                remaining = (plan.length_samples - 1 - idx) / plan.fade_out_samples
-                gain *= np.where(idx >= fade_from, remaining, 1.0)
+                out = fade_gain(plan.fade_out_shape, idx - fade_from, plan.fade_out_samples, "out")
+                gain *= np.where(idx >= fade_from, out, 1.0)
             view += data * gain
         if self._position >= plan.length_samples:
             self.close()

@@ -86,3 +86,34 @@ def fader_pan(block: np.ndarray, gain_linear: float, pan: float) -> np.ndarray:
         np.multiply(block[0], gain_linear * left, out=out[0])
         np.multiply(block[1], gain_linear * right, out=out[1])
     return out
+
+
+def fader_pan_automated(
+    block: np.ndarray, gain_linear: float | np.ndarray, pan: float | np.ndarray
+) -> np.ndarray:
+    """:func:`fader_pan` with per-sample gain and/or pan (automation), same laws.
+
+    Parameters
+    ----------
+    block
+        ``(1, n)`` or ``(2, n)``.
+    gain_linear
+        Scalar or ``(n,)`` fader gain.
+    pan
+        Scalar or ``(n,)`` pan, −1 … +1.
+
+    Returns
+    -------
+    numpy.ndarray
+        ``(2, n)`` float64.
+    """
+    pan_array = np.asarray(pan, dtype=np.float64)
+    if block.shape[0] == 1:
+        theta = (pan_array + 1.0) * (math.pi / 4.0)
+        centre = math.sqrt(0.5)
+        left = np.where(pan_array == 0.0, centre, np.cos(theta))
+        right = np.where(pan_array == 0.0, centre, np.sin(theta))
+        return np.vstack([block[0] * (gain_linear * left), block[0] * (gain_linear * right)])
+    left = np.where(pan_array > 0, np.cos(pan_array * (math.pi / 2.0)), 1.0)
+    right = np.where(pan_array < 0, np.cos(-pan_array * (math.pi / 2.0)), 1.0)
+    return np.vstack([block[0] * (gain_linear * left), block[1] * (gain_linear * right)])

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
 
 from stemprint.dsp.inserts import InsertSpec, validate_insert
 from stemprint.dsp.strip import db_to_linear
@@ -54,6 +54,8 @@ class Edge:
     delay_samples: int = 0
     insert_index: int | None = None
     """For a sidechain key: the index of the keyed insert in the receiving node's chain."""
+    target: str = ""
+    """For a send: the receiving bus's name (for send-level automation)."""
 
 
 @dataclass
@@ -106,6 +108,9 @@ class Node:
     chain_latency_samples: int = 0
     input_latency_samples: int = 0
     latency_samples: int = 0
+    automation: dict[str, Any] = field(default_factory=dict)
+    """Automation lanes (``dsp.automation.AutomationLane``) by param: gain_db, pan, mute,
+    send:<bus>; positions already in timeline samples."""
 
 
 @dataclass
@@ -188,6 +193,11 @@ def compile_session(loaded: LoadedSession, allow_plugins: bool = False) -> Rende
             output=bus_key(route.output),
             clips=clips,
         )
+    tempo = session.tempo_map()
+    for kind, index, route in routes:
+        nodes[route_key(kind, route.name)].automation = _automation(
+            loaded, (kind, index), route, tempo
+        )
     master_specs = _inserts(loaded, ("master",), MASTER, session.master.inserts, allow_plugins)
     nodes[MASTER] = Node(
         key=MASTER,
@@ -206,7 +216,7 @@ def compile_session(loaded: LoadedSession, allow_plugins: bool = False) -> Rende
         nodes[bus_key(route.output)].inputs.append(Edge(source, "post_fader", 1.0, "output"))
         for send in route.sends:
             tap: TapPoint = "pre_fader" if send.pre_fader else "post_fader"
-            edge = Edge(source, tap, db_to_linear(send.level_db), "send")
+            edge = Edge(source, tap, db_to_linear(send.level_db), "send", target=send.to)
             nodes[bus_key(send.to)].inputs.append(edge)
 
     _sidechains(loaded, nodes)
@@ -262,6 +272,42 @@ def compile_session(loaded: LoadedSession, allow_plugins: bool = False) -> Rende
         tail_samples=tail,
         warnings=warnings,
     )
+
+
+def _automation(
+    loaded: LoadedSession, loc: tuple[str | int, ...], route: Track | Bus, tempo: Any
+) -> dict[str, Any]:
+    """Resolve a strip's automation lanes to timeline samples."""
+    from stemprint.dsp.automation import AutomationLane
+    from stemprint.errors import InputError
+
+    lanes: dict[str, Any] = {}
+    sends = {s.to for s in route.sends}
+    for index, lane in enumerate(route.automation):
+        where = (*loc, "automation", index)
+        if lane.param in lanes:
+            raise loaded.error(f"two lanes automate {lane.param!r}", where, fix="merge them")
+        if lane.param.startswith("send:") and lane.param[5:] not in sends:
+            raise loaded.error(
+                f"{route.name!r} has no send to {lane.param[5:]!r}",
+                (*where, "param"),
+                fix="automate one of its sends: "
+                + (", ".join(f"send:{s}" for s in sorted(sends)) or "(it has none)"),
+            )
+        interpolation = "hold" if lane.param == "mute" else lane.interpolation
+        try:
+            points = [(tempo.sample(position), float(value)) for position, value in lane.points]
+            lanes[lane.param] = AutomationLane(points, interpolation)
+        except (InputError, ValueError) as exc:
+            message = exc.message if isinstance(exc, InputError) else str(exc)
+            raise loaded.error(
+                message, (*where, "points"), fix="points go in time order, values finite"
+            ) from None
+        if lane.param == "mute" and any(v not in (0.0, 1.0) for _, v in points):
+            raise loaded.error("mute points are 0 or 1", (*where, "points"))
+        if lane.param == "pan" and any(not -1.0 <= v <= 1.0 for _, v in points):
+            raise loaded.error("pan points go from -1 to 1", (*where, "points"))
+    return lanes
 
 
 def route_key(kind: str, name: str) -> str:

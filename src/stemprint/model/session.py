@@ -139,6 +139,33 @@ class Send(_Model):
         return _finite(value, "level_db")
 
 
+class AutomationLaneDef(_Model):
+    """Breakpoint automation of one strip parameter.
+
+    ``param`` is ``gain_db`` (the fader), ``pan``, ``mute`` (0 or 1, ramped over 5 ms so it
+    never clicks) or ``send:<bus>`` (that send's level in dB). Points are ``[position, value]``
+    with positions in any form (seconds, ``"48000smp"``, ``"17.1.0"``). Fader, pan and send
+    automation are applied per sample, on the session timeline.
+    """
+
+    param: str = Field(description="gain_db, pan, mute or send:<bus>.")
+    interpolation: Literal["linear", "hold"] = Field(
+        "linear", description="Ramp between points (linear) or step at them (hold)."
+    )
+    points: list[tuple[PositionField, float]] = Field(
+        min_length=1, description="[position, value] pairs in time order."
+    )
+
+    @field_validator("param", mode="after")
+    @classmethod
+    def _param(cls, value: str) -> str:
+        if value not in ("gain_db", "pan", "mute") and not value.startswith("send:"):
+            raise ValueError(
+                f"unknown automation param {value!r}; use gain_db, pan, mute or send:<bus>"
+            )
+        return value
+
+
 class _Strip(_Model):
     """What tracks and buses share: inserts, fader, pan, mute/solo, sends, output."""
 
@@ -151,6 +178,9 @@ class _Strip(_Model):
     invert_polarity: bool = Field(False, description="Flip the polarity before the inserts.")
     sends: list[Send] = Field(default_factory=list)
     output: str = Field(MASTER, description='A bus name, or "master" (the default).')
+    automation: list[AutomationLaneDef] = Field(
+        default_factory=list, description="Automation lanes (fader, pan, mute, send levels)."
+    )
 
     @field_validator("gain_db", "pan", mode="after")
     @classmethod

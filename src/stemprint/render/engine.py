@@ -20,8 +20,9 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from stemprint.dsp.automation import gain_db_lane_to_linear, mute_ramp, mute_ramp_samples
 from stemprint.dsp.inserts import InsertChain
-from stemprint.dsp.strip import fader_pan, to_stereo
+from stemprint.dsp.strip import fader_pan, fader_pan_automated, to_stereo
 from stemprint.errors import InputError, RenderError
 from stemprint.graph.compile import Edge, Node, RenderGraph, compensate_latency
 from stemprint.graph.outputs import OutputSpec
@@ -209,6 +210,7 @@ class Renderer:
 
             outputs = default_outputs(graph)
         self._tap_delays: dict[tuple[str, str], DelayLine] = {}
+        self._mute_ramp_samples = mute_ramp_samples(graph.sample_rate)
         self.taps = [self._tap(spec) for spec in outputs]
         order = {n.key: i for i, n in enumerate(graph.nodes)}
         self.levels = _levels(self._instances, order)
@@ -483,9 +485,27 @@ class Renderer:
         state["pre"][instance.key] = x
         if node.kind == "master":
             out = to_stereo(x) * node.gain_linear if node.gain_linear != 1.0 else to_stereo(x)
+        elif node.automation:
+            out = self._automated_strip(node, x, start)
         else:
             out = fader_pan(x, node.gain_linear, node.pan)
         state["post"][instance.key] = out
+
+    def _automated_strip(self, node: Node, x: np.ndarray, start: int) -> np.ndarray:
+        """Fader and pan with per-sample automation, read on the session timeline."""
+        lanes = node.automation
+        n = x.shape[1]
+        timeline = start - node.latency_samples  # this stream lags the timeline so much
+        gain: float | np.ndarray = node.gain_linear
+        if "gain_db" in lanes:
+            gain = gain_db_lane_to_linear(lanes["gain_db"].values(timeline, n))
+        if "mute" in lanes:
+            gain = gain * self._mute_gain(node, timeline, n)
+        pan = lanes["pan"].values(timeline, n) if "pan" in lanes else node.pan
+        return fader_pan_automated(x, gain, pan)
+
+    def _mute_gain(self, node: Node, timeline: int, n: int) -> np.ndarray:
+        return mute_ramp(node.automation["mute"], timeline, n, self._mute_ramp_samples)
 
     def _edge_signal(
         self,
@@ -505,7 +525,20 @@ class Renderer:
                     signal = state["post"][source]
                 else:
                     signal = to_stereo(state["pre"][source])
-                if edge.gain_linear != 1.0:
+                lanes = self._nodes[edge.source].automation
+                send_lane = lanes.get(f"send:{edge.target}") if edge.kind == "send" else None
+                if send_lane is not None or (edge.tap == "pre_fader" and "mute" in lanes):
+                    # Automated send level, or a mute that must also silence a pre-fader send.
+                    source_node = self._nodes[edge.source]
+                    timeline = index * self.block_size - source_node.latency_samples
+                    n = signal.shape[1]
+                    gain: float | np.ndarray = edge.gain_linear
+                    if send_lane is not None:
+                        gain = gain_db_lane_to_linear(send_lane.values(timeline, n))
+                    if edge.tap == "pre_fader" and "mute" in lanes:
+                        gain = gain * self._mute_gain(source_node, timeline, n)
+                    signal = signal * gain
+                elif edge.gain_linear != 1.0:
                     signal = signal * edge.gain_linear
                 if delayed.delay is not None:
                     signal = delayed.delay.process(signal)

@@ -332,3 +332,24 @@ def test_same_stem_name_in_two_folders(stems: dict, make_package: MakePackage) -
     labels = [f.label for f in report.files if f.role == "stem"]
     assert len(set(labels)) == 4
     assert report.passed, messages(report)
+
+
+def test_clipped_reference_is_named(tmp_path):
+    """A mix that clipped on export cannot null; the diagnosis says so first."""
+    import numpy as np
+    import soundfile as sf
+
+    from stemprint.analysis import verify_package
+
+    rng = np.random.default_rng(4)
+    stems = [0.6 * rng.uniform(-1, 1, (48000, 2)) for _ in range(3)]
+    mix = np.clip(sum(stems), -1, 1)  # the export clipped
+    (tmp_path / "pkg").mkdir()
+    for index, stem in enumerate(stems):
+        sf.write(str(tmp_path / "pkg" / f"s{index}.wav"), stem, 48000, subtype="PCM_24")
+    sf.write(str(tmp_path / "pkg" / "mix.wav"), mix, 48000, subtype="PCM_24")
+    report = verify_package([tmp_path / "pkg"])
+    assert not report.passed
+    codes = [f.code for f in report.nulls[0].diagnoses]
+    assert codes[0] == "null.reference_clipped"
+    assert "mix.wav reaches full scale" in report.nulls[0].diagnoses[0].message

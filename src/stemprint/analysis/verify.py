@@ -184,6 +184,29 @@ def verify_package(
                 excerpt_seconds=excerpt_seconds,
                 max_lag_seconds=max_lag_seconds,
             )
+            levels_i = reports[i].levels
+            if (
+                levels_i is not None
+                and not reports[i].is_float
+                and (levels_i.clipped_run_count or levels_i.sample_peak_dbfs >= -0.001)
+            ):
+                # A reference that reached full scale clipped when it was exported: the stems
+                # (unclipped) can never null against it. Say so before any other diagnosis.
+                result.diagnoses.insert(
+                    0,
+                    Finding(
+                        "error" if decides else "info",
+                        "null.reference_clipped",
+                        f"{entries[i].label} reaches full scale "
+                        f"({levels_i.sample_peak_dbfs:+.2f} dBFS, "
+                        f"{levels_i.clipped_run_count} clipped run(s)): it clipped when it was "
+                        "exported, so the stems cannot null against it",
+                        file=entries[i].label,
+                        advice="export the mix with headroom or as 32-bit float, then verify "
+                        "again",
+                        value=levels_i.sample_peak_dbfs,
+                    ),
+                )
         nulls.append(result)
         findings += _null_findings(result, has_premaster)
 

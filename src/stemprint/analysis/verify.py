@@ -202,8 +202,7 @@ def verify_package(
                         f"{levels_i.clipped_run_count} clipped run(s)): it clipped when it was "
                         "exported, so the stems cannot null against it",
                         file=entries[i].label,
-                        advice="export the mix with headroom or as 32-bit float, then verify "
-                        "again",
+                        advice="export the mix with headroom or as 32-bit float, then verify again",
                         value=levels_i.sample_peak_dbfs,
                     ),
                 )

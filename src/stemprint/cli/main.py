@@ -244,6 +244,13 @@ def render(
     stems: Annotated[
         bool, typer.Option("--stems/--no-stems", help="Write the stems (default) or the mix only.")
     ] = True,
+    region: Annotated[
+        str | None, typer.Option("--region", help="Render only this region of the session.")
+    ] = None,
+    all_regions: Annotated[
+        bool,
+        typer.Option("--all-regions", help="Render every region into OUTPUT/<region>/."),
+    ] = False,
     verify: Annotated[
         bool,
         typer.Option(
@@ -278,10 +285,22 @@ def render(
         threads=threads,
         stems=stems,
         verify=verify,
+        region=region,
         force=force,
         allow_plugins=allow_plugins,
         premaster=premaster.value,
     )
+    if all_regions:
+        from stemprint.export.package import render_regions
+
+        started = time.perf_counter()
+        results = render_regions(loaded, output, options)
+        seconds = time.perf_counter() - started
+        for result in results:
+            if not quiet:
+                _summary(result, seconds, 0.0)
+            _check_verification(result.manifest)
+        return
     result, seconds, rtf = _render_with_progress(loaded, output, options, quiet)
     if not quiet:
         _summary(result, seconds, rtf)

@@ -87,6 +87,9 @@ class AudioWriter:
         render_sample_rate: int | None = None,
         lag_samples: int = 0,
         mono_if_identical: bool = False,
+        fade_out: tuple[int, int] | None = None,
+        wrap_at: int | None = None,
+        wrap_tail: int = 0,
     ) -> None:
         import soundfile as sf
 
@@ -135,6 +138,13 @@ class AudioWriter:
         self._frames_in = 0
         self._limit: int | None = None
         self._frames_out = 0
+        # Cutdowns: a linear fade over (start_frame, length) render-rate frames.
+        self._fade_out = fade_out
+        # Loops: frames from ``wrap_at`` on are added onto the start; the start is written last.
+        self._wrap_at = wrap_at
+        self._wrap_tail = max(wrap_tail, 1)
+        self._head: np.ndarray | None = None
+        self._head_written = False
         # Mono where the route is mono: track whether both channels stay identical.
         self._identical = mono_if_identical and channels == 2
 
@@ -155,7 +165,18 @@ class AudioWriter:
                 if block.shape[0] > self.channels
                 else np.repeat(block, self.channels, axis=0)
             )
+        first = self._frames_in
         self._frames_in += block.shape[1]
+        if self._fade_out is not None:
+            from stemprint.dsp.fades import fade_gain
+
+            fade_start, fade_length = self._fade_out
+            index = np.arange(first, first + block.shape[1]) - fade_start
+            block = block * np.where(index < 0, 1.0, fade_gain("linear", index, fade_length, "out"))
+        if self._wrap_at is not None:
+            block = self._wrap(block, first)
+            if block.shape[1] == 0:
+                return
         if self.lag_samples:
             self._pending = np.concatenate([self._pending, block], axis=1)
             ready = self._pending.shape[1] - self.lag_samples
@@ -164,6 +185,40 @@ class AudioWriter:
                 self._pending = self._pending[:, ready:]
         else:
             self._resample_and_emit(block)
+
+    def _wrap(self, block: np.ndarray, first: int) -> np.ndarray:
+        """Loops: hold the first ``H`` frames back, add every frame past the loop end onto
+        them, pass the rest through. Returns the frames to write now."""
+        length = self._wrap_at
+        assert length is not None
+        head_size = self._head_size
+        if self._head is None:
+            self._head = np.zeros((self.channels, head_size))
+        index = np.arange(first, first + block.shape[1])
+        in_head = index < head_size
+        if in_head.any():
+            self._head[:, index[in_head]] += block[:, in_head]
+        past = index >= length
+        if past.any():
+            positions = (index[past] - length) % length
+            keep = positions < head_size
+            # add.at: a short loop can wrap several frames of one block onto one head frame.
+            np.add.at(self._head.T, positions[keep], block[:, past][:, keep].T)
+        middle = ~in_head & ~past
+        if middle.any() and not self._head_written:
+            self._reserve_head()
+        return block[:, middle]
+
+    def _reserve_head(self) -> None:
+        assert self._head is not None
+        self._head_written = True
+        # Silent frames where the head goes; written through libsndfile unscaled so they do not
+        # count in the statistics, and overwritten by the head at close.
+        self._file.write(np.zeros((self._head.shape[1], self.channels), np.float32))
+
+    @property
+    def _head_size(self) -> int:
+        return min(self._wrap_tail, self._wrap_at or 0)
 
     def set_length(self, frames: int) -> None:
         """Cut the file at ``frames`` render-rate samples (within the pending lag)."""
@@ -217,6 +272,7 @@ class AudioWriter:
 
     def close(self) -> None:
         """Write what is pending (up to the length set), flush the resampler, finish the file."""
+
         total_in = self._frames_in if self._limit is None else min(self._limit, self._frames_in)
         flushed_in = self._frames_in - self._pending.shape[1]
         keep = max(total_in - flushed_in, 0)
@@ -230,6 +286,14 @@ class AudioWriter:
             elif self._frames_out > expected:
                 self._file.truncate(expected)
                 self.stats.frames = expected
+        if self._wrap_at is not None and self._head is not None:
+            if not self._head_written:  # the loop is no longer than its head
+                self._reserve_head()
+            end = self._file.tell()
+            self._file.seek(0)
+            self._emit(self._head)
+            self._file.seek(end)
+            self._head = None
         self._file.close()
         if self._identical and self._frames_out:
             self._rewrite_mono()

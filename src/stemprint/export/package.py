@@ -46,6 +46,9 @@ class RenderOptions:
         ``16``, ``24``, ``32`` or ``32f``; default: the session's delivery (24).
     preset
         Delivery preset, replacing the session's (its explicit delivery fields still win).
+    region
+        Render only this region of the session (``regions:``): files start at the region's
+        start, are named after it, and loop or fade out as the region says.
     format
         ``wav``, ``aiff`` or ``flac``; default: the session's delivery (wav).
     sample_rate
@@ -74,6 +77,7 @@ class RenderOptions:
 
     bit_depth: BitDepth | None = None
     preset: str | None = None
+    region: str | None = None
     format: str | None = None
     sample_rate: int | None = None
     dither: Dither = "auto"
@@ -183,6 +187,12 @@ def render_package(
     else:
         graph.length_samples = max(end + round((tail.seconds or 0.0) * rate), 1)
     graph.tail_samples = graph.length_samples - end
+    region = _region(loaded, options.region, delivery, rate) if options.region else None
+    start_sample = 0
+    if region is not None:
+        start_sample = region.start_sample
+        graph.length_samples = region.render_samples
+        graph.tail_samples = region.render_samples - region.length_samples
     plan = plan_outputs(loaded, graph, delivery, options.premaster)
     renderer = Renderer(graph, options.block_size, options.threads, plan.outputs)
     bit_depth = cast(BitDepth, delivery.bit_depth)
@@ -202,7 +212,9 @@ def render_package(
     writers: dict[str, AudioWriter] = {}
     try:
         taps = renderer.taps
-        paths = _file_paths(taps, delivery, loaded, file_rate)
+        paths = _file_paths(
+            taps, delivery, loaded, file_rate, region.name if region is not None else None
+        )
         bytes_per_sample = {"16": 2, "24": 3}.get(delivery.bit_depth, 4)
         if container == "WAV":
             size = graph.length_samples * file_rate / rate * 2 * bytes_per_sample
@@ -222,10 +234,24 @@ def render_package(
                 render_sample_rate=rate,
                 lag_samples=lag,
                 mono_if_identical=delivery.mono_stems and tap.role in ("stem", "track"),
+                fade_out=region.fade_out if region is not None else None,
+                wrap_at=region.length_samples if region is not None and region.loop else None,
+                wrap_tail=region.render_samples - region.length_samples if region else 0,
             )
-        length = renderer.run(dict(writers), progress, until_silent)
+        length = renderer.run(dict(writers), progress, until_silent, start_sample)
         graph.length_samples = length
+        if region is not None and region.loop:
+            graph.length_samples = region.length_samples
+            graph.tail_samples = 0
         manifest = _manifest(loaded, graph, taps, paths, writers, delivery, warnings, tmp)
+        if region is not None:
+            manifest["region"] = {
+                "name": region.name,
+                "start_sample": region.start_sample,
+                "length_samples": region.length_samples,
+                "loop": region.loop,
+                "fade_out_samples": region.fade_out[1] if region.fade_out else 0,
+            }
         (tmp / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n", "utf-8")
         (tmp / "README.md").write_text(_readme(loaded, graph, manifest), "utf-8")
         if options.verify and any(f["role"] == "stem" for f in manifest["files"]):
@@ -260,6 +286,89 @@ def render_package(
         raise
     _replace_dir(tmp, out_dir)
     return PackageResult(out_dir, manifest, warnings)
+
+
+@dataclass(frozen=True)
+class _Region:
+    name: str
+    start_sample: int
+    length_samples: int
+    render_samples: int
+    loop: bool
+    fade_out: tuple[int, int] | None
+
+
+def _region(loaded: LoadedSession, name: str, delivery: ResolvedDelivery, rate: int) -> _Region:
+    """Resolve a region for rendering; its tail policy, loop and cutdown fade."""
+    session = loaded.session
+    choices = ", ".join(repr(r.name) for r in session.regions) or "none defined"
+    definition = next((r for r in session.regions if r.name == name), None)
+    if definition is None:
+        raise InputError(f"no region named {name!r}", field="--region", fix=f"regions: {choices}")
+    tempo = session.tempo_map()
+    start, end = tempo.sample(definition.start), tempo.sample(definition.end)
+    if end <= start:
+        raise InputError(
+            f"region {name!r} ends before it starts", file=str(loaded.path), field="regions"
+        )
+    if delivery.tail.mode != "fixed":
+        raise InputError(
+            "regions are rendered with a fixed tail",
+            field="delivery.tail",
+            fix="use {mode: fixed, seconds: N} with regions",
+        )
+    length = end - start
+    tail = round((delivery.tail.seconds or 0.0) * rate)
+    fade = round(definition.fade_out_seconds * rate)
+    if definition.loop and (delivery.sample_rate not in (None, rate) or delivery.format == "flac"):
+        raise InputError(
+            f"loop region {name!r} must be delivered as WAV or AIFF at the session rate",
+            field="delivery",
+            fix="drop sample_rate / use wav or aiff for loops",
+        )
+    if fade > length:
+        raise InputError(f"region {name!r}: the fade-out is longer than the region")
+    # A cutdown (end fade) is exactly the region; a loop wraps its tail; else region + tail.
+    render = length if fade else length + tail
+    return _Region(
+        name,
+        start,
+        length,
+        render,
+        definition.loop and not fade,
+        (length - fade, fade) if fade else None,
+    )
+
+
+def render_regions(
+    loaded: LoadedSession,
+    out_dir: str | Path,
+    options: RenderOptions | None = None,
+    progress: Callable[[int, int], None] | None = None,
+) -> list[PackageResult]:
+    """Render every region of the session into ``out_dir/<region>/``, atomically as a whole
+    (the region × stem matrix)."""
+    options = options or RenderOptions()
+    out_dir = Path(out_dir)
+    check_output_dir(out_dir, options.force)
+    if not loaded.session.regions:
+        raise InputError(
+            "the session has no regions", field="regions", fix="add `regions:` to the session"
+        )
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out_dir.parent / f".{out_dir.name}.partial-regions-{os.getpid()}"
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir()
+    results = []
+    try:
+        for region in loaded.session.regions:
+            one = replace(options, region=region.name, force=False)
+            results.append(render_package(loaded, tmp / safe_file_name(region.name), one, progress))
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    _replace_dir(tmp, out_dir)
+    return [replace(r, out_dir=out_dir / r.out_dir.name) for r in results]
 
 
 def _verify(package: Path) -> dict[str, Any]:
@@ -299,7 +408,11 @@ _FOLDERS = {"stem": "stems", "alt_mix": "mixes", "track": "multitrack"}
 
 
 def _file_paths(
-    taps: list[Tap], delivery: ResolvedDelivery, loaded: LoadedSession, file_rate: int
+    taps: list[Tap],
+    delivery: ResolvedDelivery,
+    loaded: LoadedSession,
+    file_rate: int,
+    region: str | None = None,
 ) -> dict[str, str]:
     """Relative file path of every tap, from the delivery's name template; collisions raise."""
     extension = {"wav": "wav", "aiff": "aif", "flac": "flac"}[delivery.format]
@@ -309,9 +422,13 @@ def _file_paths(
     for tap in taps:
         if tap.role in ("mix", "premaster"):
             path = f"{tap.role}.{extension}"
+            if region is not None:
+                path = f"{tap.role} - {safe_file_name(region)}.{extension}"
         else:
             counters[tap.role] = counters.get(tap.role, 0) + 1
             template = delivery.file_name if tap.role == "stem" else "{stem}"
+            if region is not None and "{region}" not in template:
+                template += " - {region}"
             try:
                 stem_name = template.format(
                     session=loaded.session.name,
@@ -321,6 +438,7 @@ def _file_paths(
                     bit_depth=delivery.bit_depth,
                     preset=delivery.preset or "custom",
                     tap=tap.spec.tap_point,
+                    region=region or "",
                 )
             except (KeyError, IndexError, ValueError) as exc:
                 raise InputError(

@@ -299,6 +299,28 @@ class Delivery(_Model):
     )
 
 
+class RegionDef(_Model):
+    """A named range of the timeline, rendered on its own (``render --region``)."""
+
+    name: str = Field(min_length=1)
+    start: PositionField = Field(description="Where the region starts (any position form).")
+    end: PositionField = Field(description="Where it ends (any position form).")
+    loop: bool = Field(
+        False,
+        description="Render it to loop seamlessly: the tail that rings past the end is wrapped "
+        "onto the start (files are exactly the region's length).",
+    )
+    fade_out_seconds: float = Field(
+        0.0, description="A fade-out at the region's end (cutdowns); linear."
+    )
+
+    @field_validator("fade_out_seconds", mode="after")
+    @classmethod
+    def _fade(cls, value: float) -> float:
+        _finite_non_negative(value, "fade_out_seconds")
+        return value
+
+
 class Session(_Model):
     """A stemprint session, format version 1."""
 
@@ -335,6 +357,9 @@ class Session(_Model):
         None, description="Stem definitions (default: one per route that outputs to the master)."
     )
     mixes: list[MixDef] = Field(default_factory=list, description="Alternate mixes.")
+    regions: list[RegionDef] = Field(
+        default_factory=list, description="Named ranges, rendered with `render --region`."
+    )
     delivery: Delivery = Field(default_factory=Delivery)
 
     @field_validator("tail_seconds", mode="after")

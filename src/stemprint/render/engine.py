@@ -211,6 +211,7 @@ class Renderer:
             outputs = default_outputs(graph)
         self._tap_delays: dict[tuple[str, str], DelayLine] = {}
         self._mute_ramp_samples = mute_ramp_samples(graph.sample_rate)
+        self._origin = 0
         self.taps = [self._tap(spec) for spec in outputs]
         order = {n.key: i for i, n in enumerate(graph.nodes)}
         self.levels = _levels(self._instances, order)
@@ -312,6 +313,7 @@ class Renderer:
         sinks: dict[str, Sink],
         progress: Callable[[int, int], None] | None = None,
         until_silent: tuple[float, int, int] | None = None,
+        start_sample: int = 0,
     ) -> int:
         """Render the whole timeline into ``sinks`` (by tap key; taps without a sink are skipped).
 
@@ -325,6 +327,8 @@ class Renderer:
             ``(threshold_linear, hold_samples, min_length_samples)``: stop once every output
             has stayed below the threshold for the hold time after ``min_length_samples``; the
             graph's length is then the cap.
+        start_sample
+            Timeline sample the render starts at (a region); outputs start there.
 
         Returns
         -------
@@ -352,6 +356,13 @@ class Renderer:
             if n.kind == "track" and n.audible
         }
         threshold = until_silent[0] if until_silent else None
+        self._origin = start_sample
+        if start_sample:
+            for instance in self._instances.values():
+                if instance.chain is not None:
+                    instance.chain.anchor_to_timeline(
+                        instance.node.input_latency_samples - start_sample
+                    )
         final_length = length
         # Sinks (quantizing, file writes) run on a background thread, one block behind the
         # render, in order; at most one block waits, so memory stays flat.
@@ -359,7 +370,7 @@ class Renderer:
         with ThreadPoolExecutor(max_workers=1) as output_pool:
             try:
                 for index in range(blocks):
-                    start = index * self.block_size
+                    start = start_sample + index * self.block_size
                     state = self._render_block(index, start, readers)
                     outputs = {t.key: self._tap_signal(t, state, index) for t in taps}
                     if pending is not None:
@@ -530,7 +541,7 @@ class Renderer:
                 if send_lane is not None or (edge.tap == "pre_fader" and "mute" in lanes):
                     # Automated send level, or a mute that must also silence a pre-fader send.
                     source_node = self._nodes[edge.source]
-                    timeline = index * self.block_size - source_node.latency_samples
+                    timeline = self._origin + index * self.block_size - source_node.latency_samples
                     n = signal.shape[1]
                     gain: float | np.ndarray = edge.gain_linear
                     if send_lane is not None:

@@ -269,6 +269,20 @@ class ClipReader:
         self._file_left -= frames
         return np.asarray(data)
 
+    def _skip(self, n: int) -> None:
+        """Skip the clip's first ``n`` session samples (gain and fades stay on the clip's own
+        sample index)."""
+        if self._resampler is None:
+            self._file.seek(self.plan.offset_frames + n)
+            self._file_left -= n
+        else:
+            left = n
+            while left > 0:
+                step = min(left, READ_FRAMES)
+                self._next(step)
+                left -= step
+        self._position += n
+
     def _next(self, n: int) -> np.ndarray:
         """The next ``n`` clip samples, ``(n, channels)``, at the session rate, raw."""
         if self._resampler is None:
@@ -303,6 +317,9 @@ class ClipReader:
             return
         if self._file is None:
             self._open()
+            # A render that starts inside the clip (a region) skips its beginning.
+            if lo > plan.start_sample:
+                self._skip(lo - plan.start_sample)
         count = hi - lo
         data = self._next(count).T  # (channels, count)
         first = self._position  # index inside the clip of data[:, 0]

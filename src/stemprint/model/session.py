@@ -64,6 +64,16 @@ class Clip(_Model):
         description="linear, equal_power (crossfades of unrelated material) or exponential.",
     )
     fade_out_shape: FadeShapeName = Field("linear", description="As fade_in_shape.")
+    reverse: bool = Field(False, description="Play the clip's part of the file backwards.")
+    loop: bool = Field(
+        False,
+        description="Repeat the file from offset_seconds to its end to fill the clip's duration.",
+    )
+    gain_envelope: list[tuple[float, float]] = Field(
+        default_factory=list,
+        description="Clip gain envelope: [seconds from the clip start, gain dB] points, linear "
+        "in dB between them (on top of gain_db).",
+    )
     start: PositionField | None = Field(
         None,
         description='Timeline position in any form: seconds, "48000smp", or "17.1.0" '

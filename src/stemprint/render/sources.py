@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 
+from stemprint.dsp.automation import gain_db_lane_to_linear
 from stemprint.dsp.fades import fade_gain
 from stemprint.dsp.strip import db_to_linear
 from stemprint.errors import AudioFileError, InputError, RenderError
@@ -64,6 +65,12 @@ class ClipPlan:
     fade_out_samples: int
     fade_in_shape: str = "linear"
     fade_out_shape: str = "linear"
+    reverse: bool = False
+    loop: bool = False
+    source_frames: int = 0
+    """Frames of the file from the offset to its end (the looped material)."""
+    envelope: Any = None
+    """``dsp.automation.AutomationLane`` of clip gain in dB on clip sample indices, or None."""
 
     @property
     def end_sample(self) -> int:
@@ -174,11 +181,22 @@ def _plan_clip(
         raise loaded.error(
             message, (*loc, "start"), fix="check the position and the tempo map"
         ) from None
+    if (clip.reverse or clip.loop) and info.sample_rate != rate:
+        raise loaded.error(
+            f"reverse and loop clips need a file at the session rate ({rate} Hz); "
+            f"{clip.file} is {info.sample_rate} Hz",
+            (*loc, "reverse" if clip.reverse else "loop"),
+            fix="convert the file to the session rate",
+        )
+    if clip.loop and wanted is None:
+        raise loaded.error(
+            "a loop clip needs a duration", (*loc, "loop"), fix="set duration or duration_seconds"
+        )
     if wanted is None:
         length = available
     else:
         length = wanted
-        if length > available:
+        if length > available and not clip.loop:  # a loop repeats its material instead
             max_seconds = (info.frames - offset_frames) / info.sample_rate
             raise loaded.error(
                 f"clip runs past the end of {clip.file}: offset {clip.offset_seconds:g} s + "
@@ -208,7 +226,25 @@ def _plan_clip(
         fade_out_samples=fade_out,
         fade_in_shape=clip.fade_in_shape,
         fade_out_shape=clip.fade_out_shape,
+        reverse=clip.reverse,
+        loop=clip.loop,
+        source_frames=info.frames - offset_frames,
+        envelope=_envelope(loaded, loc, clip, rate),
     )
+
+
+def _envelope(loaded: LoadedSession, loc: tuple[str | int, ...], clip: Clip, rate: int) -> Any:
+    if not clip.gain_envelope:
+        return None
+    from stemprint.dsp.automation import AutomationLane
+
+    try:
+        return AutomationLane([(round(t * rate), db) for t, db in clip.gain_envelope], "linear")
+    except (InputError, ValueError) as exc:
+        message = exc.message if isinstance(exc, InputError) else str(exc)
+        raise loaded.error(
+            message, (*loc, "gain_envelope"), fix="points go in time order, seconds >= 0"
+        ) from None
 
 
 class ClipReader:
@@ -272,7 +308,9 @@ class ClipReader:
     def _skip(self, n: int) -> None:
         """Skip the clip's first ``n`` session samples (gain and fades stay on the clip's own
         sample index)."""
-        if self._resampler is None:
+        if self.plan.reverse or self.plan.loop:
+            pass  # read by clip index: nothing to consume
+        elif self._resampler is None:
             self._file.seek(self.plan.offset_frames + n)
             self._file_left -= n
         else:
@@ -283,8 +321,28 @@ class ClipReader:
                 left -= step
         self._position += n
 
+    def _read_mapped(self, first: int, n: int) -> np.ndarray:
+        """Clip samples ``first … first + n`` of a reverse and/or loop clip (session rate)."""
+        plan = self.plan
+        span = plan.source_frames if plan.loop else plan.length_samples
+        parts = []
+        index = first
+        while index < first + n:
+            position = index % span if plan.loop else index
+            run = min(first + n - index, span - position)
+            if plan.reverse:
+                self._file.seek(plan.offset_frames + span - position - run)
+                parts.append(self._read_file(run)[::-1])
+            else:
+                self._file.seek(plan.offset_frames + position)
+                parts.append(self._read_file(run))
+            index += run
+        return np.concatenate(parts) if len(parts) > 1 else parts[0]
+
     def _next(self, n: int) -> np.ndarray:
         """The next ``n`` clip samples, ``(n, channels)``, at the session rate, raw."""
+        if self.plan.reverse or self.plan.loop:
+            return self._read_mapped(self._position, n)
         if self._resampler is None:
             return self._read_file(n)
         while self._pending.shape[0] < n:
@@ -321,12 +379,14 @@ class ClipReader:
             if lo > plan.start_sample:
                 self._skip(lo - plan.start_sample)
         count = hi - lo
-        data = self._next(count).T  # (channels, count)
         first = self._position  # index inside the clip of data[:, 0]
+        data = self._next(count).T  # (channels, count)
         self._position += count
         fade_from = plan.length_samples - plan.fade_out_samples
-        in_fade = (plan.fade_in_samples and first < plan.fade_in_samples) or (
-            plan.fade_out_samples and first + count > fade_from
+        in_fade = (
+            (plan.fade_in_samples and first < plan.fade_in_samples)
+            or (plan.fade_out_samples and first + count > fade_from)
+            or plan.envelope is not None
         )
         view = target[:, lo - block_start : hi - block_start]
         if not in_fade:
@@ -345,6 +405,8 @@ class ClipReader:
             if plan.fade_out_samples:
                 out = fade_gain(plan.fade_out_shape, idx - fade_from, plan.fade_out_samples, "out")
                 gain *= np.where(idx >= fade_from, out, 1.0)
+            if plan.envelope is not None:
+                gain *= gain_db_lane_to_linear(plan.envelope.values(first, count))
             view += data * gain
         if self._position >= plan.length_samples:
             self.close()

@@ -115,3 +115,35 @@ def test_automation_errors(tmp_path):
         _render(tmp_path, [{"param": "volume", "points": [[0, 0]]}])
     with pytest.raises(SessionError, match="pan points go from -1 to 1"):
         _render(tmp_path, [{"param": "pan", "points": [[0, 2]]}])
+
+
+def test_insert_parameter_automation_on_a_control_grid(tmp_path):
+    """A gain insert automated from 0 to -12 dB steps every 256 timeline samples."""
+    _tone(tmp_path)
+    lane = {
+        "param": "insert.0.gain_db",
+        "interpolation": "hold",
+        "points": [[0.0, 0.0], ["1000smp", -12.0]],
+    }
+    out = _render(tmp_path, [lane], inserts=[{"type": "gain", "gain_db": 0.0}])
+    left = out["mix"][0] / (0.5 * math.sqrt(0.5))
+    # The value at each 256-sample interval's first sample holds for the interval: the change
+    # at sample 1000 takes effect at 1024 (float32 plug-in precision).
+    np.testing.assert_allclose(left[:1024], 1.0, rtol=1e-6)
+    np.testing.assert_allclose(left[1024:N], 10 ** (-12 / 20), rtol=1e-6)
+    again = _render(tmp_path, [lane], block_size=100, inserts=[{"type": "gain", "gain_db": 0.0}])
+    assert np.array_equal(again["mix"], out["mix"])
+
+
+def test_insert_automation_errors(tmp_path):
+    _tone(tmp_path)
+    with pytest.raises(SessionError, match="no insert 2"):
+        _render(
+            tmp_path,
+            [{"param": "insert.2.gain_db", "points": [[0, 0]]}],
+            inserts=[{"type": "gain"}],
+        )
+    with pytest.raises(SessionError, match="gain has no parameter 'ratio'"):
+        _render(
+            tmp_path, [{"param": "insert.0.ratio", "points": [[0, 0]]}], inserts=[{"type": "gain"}]
+        )

@@ -398,16 +398,35 @@ def _check_native(type_name: str, params: dict[str, Any], where: str) -> None:
             raise InputError("detector must be 'peak' or 'rms'", field=where)
 
 
-class _PedalboardStage:
-    """Consecutive pedalboard plug-ins, fed in fixed chunks of :data:`CHUNK_SAMPLES`."""
+INSERT_CONTROL_INTERVAL = 256
+"""Automated insert parameters change every 256 samples (5.3 ms at 48 kHz), on a grid anchored
+to the session timeline, whatever the render block size."""
 
-    def __init__(self, specs: Sequence[InsertSpec], sample_rate: int, channels: int) -> None:
+
+class _PedalboardStage:
+    """Consecutive pedalboard plug-ins, fed in fixed chunks of :data:`CHUNK_SAMPLES`.
+
+    With ``automation`` (one plug-in, ``{parameter: AutomationLane}``), each chunk is fed in
+    :data:`INSERT_CONTROL_INTERVAL` pieces, the parameters set from the lanes at each piece's
+    first timeline sample.
+    """
+
+    def __init__(
+        self,
+        specs: Sequence[InsertSpec],
+        sample_rate: int,
+        channels: int,
+        automation: dict[str, Any] | None = None,
+    ) -> None:
         import pedalboard
 
         self.where = specs[0].where
         self.sample_rate = sample_rate
         self.channels = channels
         self._board = pedalboard.Pedalboard([s.build() for s in specs])
+        self._automation = automation or {}
+        self._fed = 0  # input samples fed so far
+        self._lag = 0  # how far the input lags the session timeline
         self.output_channels, holdback = self._probe_holdback()
         self.holdback_samples = holdback
         self.latency_samples = CHUNK_SAMPLES + holdback
@@ -423,7 +442,7 @@ class _PedalboardStage:
         silence = np.zeros((self.channels, CHUNK_SAMPLES), np.float32)
         stable = 0
         for _ in range(400):
-            out = self._board(silence, self.sample_rate, reset=False)
+            out = self._feed(silence, automate=False)
             fed += CHUNK_SAMPLES
             returned += out.shape[1]
             if out.shape[1]:
@@ -437,6 +456,27 @@ class _PedalboardStage:
         self._board.reset()
         return channels_out, holdback
 
+    def anchor_to_timeline(self, lag_samples: int) -> None:
+        """The stage's input lags the session timeline by ``lag_samples`` (for automation)."""
+        self._lag = lag_samples
+
+    def _feed(self, chunk: np.ndarray, automate: bool = True) -> np.ndarray:
+        if not self._automation:
+            return np.asarray(self._board(chunk, self.sample_rate, reset=False))
+        plugin = self._board[0]
+        outs = []
+        for i in range(0, chunk.shape[1], INSERT_CONTROL_INTERVAL):
+            if automate:
+                timeline = self._fed + i - self._lag
+                for name, lane in self._automation.items():
+                    setattr(plugin, name, float(lane.values(timeline, 1)[0]))
+            piece = np.ascontiguousarray(chunk[:, i : i + INSERT_CONTROL_INTERVAL])
+            outs.append(self._board(piece, self.sample_rate, reset=False))
+        if automate:
+            self._fed += chunk.shape[1]
+        outs = [o for o in outs if o.shape[1]]
+        return np.concatenate(outs, axis=1) if outs else np.zeros((self.channels, 0), np.float32)
+
     def __call__(self, block: np.ndarray) -> np.ndarray:
         x = block.astype(np.float32)
         if self._pending_in.shape[1]:
@@ -445,7 +485,7 @@ class _PedalboardStage:
         outs = [self._pending_out]
         for i in range(0, full, CHUNK_SAMPLES):
             chunk = np.ascontiguousarray(x[:, i : i + CHUNK_SAMPLES])
-            out = self._board(chunk, self.sample_rate, reset=False)
+            out = self._feed(chunk)
             if out.shape[1]:
                 outs.append(out)
         self._pending_in = x[:, full:]
@@ -485,8 +525,15 @@ class InsertChain:
         Channel count the chain produces (a hosted plug-in may turn mono into stereo).
     """
 
-    def __init__(self, specs: Sequence[InsertSpec], sample_rate: int, channels: int) -> None:
+    def __init__(
+        self,
+        specs: Sequence[InsertSpec],
+        sample_rate: int,
+        channels: int,
+        automation: dict[int, dict[str, Any]] | None = None,
+    ) -> None:
         self.specs = list(specs)
+        automation = automation or {}
         # (insert index of a native stage or None for a pedalboard group, stage)
         self.stages: list[tuple[int | None, Any]] = []
         self.input_latency_samples: dict[int, int] = {}
@@ -494,8 +541,26 @@ class InsertChain:
         current = channels
         group: list[tuple[int, InsertSpec]] = []
         for index, spec in [*enumerate(self.specs), (len(self.specs), None)]:
-            if spec is not None and not spec.native:
+            automated = index in automation
+            if spec is not None and not spec.native and not automated:
                 group.append((index, spec))
+                continue
+            if spec is not None and automated:
+                # An automated plug-in gets a stage of its own (fed at the control rate).
+                if group:
+                    group_stage = _PedalboardStage([s for _, s in group], sample_rate, current)
+                    self.stages.append((None, group_stage))
+                    for i, _ in group:
+                        self.input_latency_samples[i] = latency
+                    latency += group_stage.latency_samples
+                    latency += sum(s.declared_latency_samples for _, s in group)
+                    current = group_stage.output_channels
+                    group = []
+                own = _PedalboardStage([spec], sample_rate, current, automation[index])
+                self.stages.append((-1 - index, own))
+                self.input_latency_samples[index] = latency
+                latency += own.latency_samples + spec.declared_latency_samples
+                current = own.output_channels
                 continue
             if group:
                 stage = _PedalboardStage([s for _, s in group], sample_rate, current)
@@ -522,7 +587,8 @@ class InsertChain:
         """
         for index, stage in self.stages:
             if index is not None and hasattr(stage, "anchor_to_timeline"):
-                stage.anchor_to_timeline(input_lag_samples + self.input_latency_samples[index])
+                insert = index if index >= 0 else -1 - index  # automated stages: -1 - index
+                stage.anchor_to_timeline(input_lag_samples + self.input_latency_samples[insert])
 
     def process(self, block: np.ndarray, keys: dict[int, np.ndarray] | None = None) -> np.ndarray:
         """Process one block.

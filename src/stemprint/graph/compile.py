@@ -287,6 +287,8 @@ def _automation(
         where = (*loc, "automation", index)
         if lane.param in lanes:
             raise loaded.error(f"two lanes automate {lane.param!r}", where, fix="merge them")
+        if lane.param.startswith("insert."):
+            _check_insert_param(loaded, where, route, lane.param)
         if lane.param.startswith("send:") and lane.param[5:] not in sends:
             raise loaded.error(
                 f"{route.name!r} has no send to {lane.param[5:]!r}",
@@ -308,6 +310,32 @@ def _automation(
         if lane.param == "pan" and any(not -1.0 <= v <= 1.0 for _, v in points):
             raise loaded.error("pan points go from -1 to 1", (*where, "points"))
     return lanes
+
+
+def _check_insert_param(
+    loaded: LoadedSession, where: tuple[str | int, ...], route: Track | Bus, param: str
+) -> None:
+    from stemprint.dsp.inserts import builtin_parameters, builtin_types
+
+    parts = param.split(".")
+    fix = "write insert.<index>.<parameter>, e.g. insert.0.cutoff_frequency_hz"
+    if len(parts) != 3 or not parts[1].isdigit():
+        raise loaded.error(f"bad insert automation {param!r}", (*where, "param"), fix=fix)
+    index, name = int(parts[1]), parts[2]
+    if index >= len(route.inserts):
+        raise loaded.error(f"{route.name!r} has no insert {index}", (*where, "param"), fix=fix)
+    kind = route.inserts[index].type
+    if kind not in builtin_types():
+        raise loaded.error(
+            f"only pedalboard built-ins can be automated ({kind} is not one)", (*where, "param")
+        )
+    valid = builtin_parameters(kind)
+    if name not in valid:
+        raise loaded.error(
+            f"{kind} has no parameter {name!r}",
+            (*where, "param"),
+            fix="valid parameters: " + ", ".join(valid),
+        )
 
 
 def route_key(kind: str, name: str) -> str:

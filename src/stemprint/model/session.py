@@ -153,9 +153,10 @@ class AutomationLaneDef(_Model):
     """Breakpoint automation of one strip parameter.
 
     ``param`` is ``gain_db`` (the fader), ``pan``, ``mute`` (0 or 1, ramped over 5 ms so it
-    never clicks) or ``send:<bus>`` (that send's level in dB). Points are ``[position, value]``
-    with positions in any form (seconds, ``"48000smp"``, ``"17.1.0"``). Fader, pan and send
-    automation are applied per sample, on the session timeline.
+    never clicks), ``send:<bus>`` (that send's level in dB) or ``insert.<index>.<parameter>``
+    (a pedalboard insert's parameter, changed every 256 samples on the timeline). Points are
+    ``[position, value]`` with positions in any form (seconds, ``"48000smp"``, ``"17.1.0"``).
+    Fader, pan and send automation are applied per sample, on the session timeline.
     """
 
     param: str = Field(description="gain_db, pan, mute or send:<bus>.")
@@ -169,9 +170,10 @@ class AutomationLaneDef(_Model):
     @field_validator("param", mode="after")
     @classmethod
     def _param(cls, value: str) -> str:
-        if value not in ("gain_db", "pan", "mute") and not value.startswith("send:"):
+        if value not in ("gain_db", "pan", "mute") and not value.startswith(("send:", "insert.")):
             raise ValueError(
-                f"unknown automation param {value!r}; use gain_db, pan, mute or send:<bus>"
+                f"unknown automation param {value!r}; use gain_db, pan, mute, send:<bus> or "
+                "insert.<index>.<parameter>"
             )
         return value
 

@@ -191,7 +191,9 @@ class Renderer:
         main_chains: dict[str, InsertChain] = {}
         for node in graph.nodes:
             if node.audible and node.inserts:
-                main_chains[node.key] = InsertChain(node.inserts, graph.sample_rate, node.channels)
+                main_chains[node.key] = InsertChain(
+                    node.inserts, graph.sample_rate, node.channels, _insert_automation(node)
+                )
         compensate_latency(
             graph,
             {k: c.latency_samples for k, c in main_chains.items()},
@@ -255,7 +257,9 @@ class Renderer:
             elif main and key in self._main_chains:
                 instance.chain = self._main_chains.pop(key)
             else:
-                instance.chain = InsertChain(node.inserts, self.graph.sample_rate, node.channels)
+                instance.chain = InsertChain(
+                    node.inserts, self.graph.sample_rate, node.channels, _insert_automation(node)
+                )
             if instance.chain is not None:
                 instance.chain.anchor_to_timeline(node.input_latency_samples)
         if node.kind == "track" and node.input_latency_samples:
@@ -635,6 +639,16 @@ def _levels(
     for instance in ordered:
         groups[level[instance.key]].append(instance)
     return groups
+
+
+def _insert_automation(node: Node) -> dict[int, dict[str, Any]]:
+    """``insert.<index>.<parameter>`` lanes of a node, by insert index and parameter."""
+    found: dict[int, dict[str, Any]] = {}
+    for param, lane in node.automation.items():
+        if param.startswith("insert."):
+            _, index, name = param.split(".")
+            found.setdefault(int(index), {})[name] = lane
+    return found
 
 
 def _start(clip: object) -> int:

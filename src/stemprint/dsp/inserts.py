@@ -540,42 +540,38 @@ class InsertChain:
         latency = 0
         current = channels
         group: list[tuple[int, InsertSpec]] = []
-        for index, spec in [*enumerate(self.specs), (len(self.specs), None)]:
-            automated = index in automation
-            if spec is not None and not spec.native and not automated:
-                group.append((index, spec))
-                continue
-            if spec is not None and automated:
+
+        def flush() -> None:
+            """Turn the pending consecutive pedalboard plug-ins into one stage."""
+            nonlocal latency, current, group
+            if not group:
+                return
+            stage = _PedalboardStage([s for _, s in group], sample_rate, current)
+            self.stages.append((None, stage))
+            # Inside one pedalboard stage the plug-ins are compensated together.
+            for i, _ in group:
+                self.input_latency_samples[i] = latency
+            latency += stage.latency_samples + sum(s.declared_latency_samples for _, s in group)
+            current = stage.output_channels
+            group = []
+
+        for index, spec in enumerate(self.specs):
+            if spec.native:
+                flush()
+                self.input_latency_samples[index] = latency
+                self.stages.append((index, spec.build(sample_rate)))
+                latency += spec.declared_latency_samples
+            elif index in automation:
                 # An automated plug-in gets a stage of its own (fed at the control rate).
-                if group:
-                    group_stage = _PedalboardStage([s for _, s in group], sample_rate, current)
-                    self.stages.append((None, group_stage))
-                    for i, _ in group:
-                        self.input_latency_samples[i] = latency
-                    latency += group_stage.latency_samples
-                    latency += sum(s.declared_latency_samples for _, s in group)
-                    current = group_stage.output_channels
-                    group = []
+                flush()
                 own = _PedalboardStage([spec], sample_rate, current, automation[index])
                 self.stages.append((-1 - index, own))
                 self.input_latency_samples[index] = latency
                 latency += own.latency_samples + spec.declared_latency_samples
                 current = own.output_channels
-                continue
-            if group:
-                stage = _PedalboardStage([s for _, s in group], sample_rate, current)
-                self.stages.append((None, stage))
-                # Inside one pedalboard stage the plug-ins are compensated together.
-                for i, _ in group:
-                    self.input_latency_samples[i] = latency
-                latency += stage.latency_samples
-                latency += sum(s.declared_latency_samples for _, s in group)
-                current = stage.output_channels
-                group = []
-            if spec is not None:
-                self.input_latency_samples[index] = latency
-                self.stages.append((index, spec.build(sample_rate)))
-                latency += spec.declared_latency_samples
+            else:
+                group.append((index, spec))
+        flush()
         self.latency_samples = latency
         self.output_channels = current
 

@@ -377,6 +377,9 @@ class Renderer:
                     start = start_sample + index * self.block_size
                     state = self._render_block(index, start, readers)
                     outputs = {t.key: self._tap_signal(t, state, index) for t in taps}
+                    del state
+                    for delayed in self._edges.values():  # memory: keep no block past its use
+                        delayed.signal = None
                     if pending is not None:
                         pending.result()
                     pending = output_pool.submit(_write_all, trimmed, outputs, threshold)
@@ -438,7 +441,8 @@ class Renderer:
                 x = np.zeros((2, n))
                 for edge, source in instance.inputs:
                     x = x + self._edge_signal(edge, source, state, index)
-            state["input"][instance.key] = x
+            if node.kind == "master":  # only the master's input sum is ever tapped
+                state["input"][instance.key] = x
             self._process(instance, x, start, state, index)
 
         for level in self.levels:

@@ -265,13 +265,7 @@ def validate_insert(
     resolved: dict[str, Any] = {}
     for key, value in params.items():
         if key not in valid:
-            close = difflib.get_close_matches(key, list(valid), n=1)
-            hint = f"did you mean {close[0]!r}? " if close else ""
-            raise InputError(
-                f"unknown parameter {key!r} for {type_name}",
-                field=where,
-                fix=hint + "valid parameters: " + (", ".join(valid) or "none"),
-            )
+            raise _unknown_parameter(key, type_name, list(valid), where)
         if key in _PATH_PARAMETERS:
             path = base_dir / str(value)
             if not path.is_file():
@@ -356,17 +350,22 @@ NATIVE_PARAMETERS: dict[str, dict[str, Any]] = {
 _KEY_PARAMETERS = ("sidechain", "sidechain_pre_fader")
 
 
+def _unknown_parameter(key: str, type_name: str, valid: list[str], where: str) -> InputError:
+    """The error for a parameter the insert type does not have, with the closest valid one."""
+    close = difflib.get_close_matches(key, valid, n=1)
+    hint = f"did you mean {close[0]!r}? " if close else ""
+    return InputError(
+        f"unknown parameter {key!r} for {type_name}",
+        field=where,
+        fix=hint + "valid parameters: " + (", ".join(valid) or "none"),
+    )
+
+
 def _check_native(type_name: str, params: dict[str, Any], where: str) -> None:
     valid = NATIVE_PARAMETERS[type_name]
     for key, value in params.items():
         if key not in valid:
-            close = difflib.get_close_matches(key, list(valid), n=1)
-            hint = f"did you mean {close[0]!r}? " if close else ""
-            raise InputError(
-                f"unknown parameter {key!r} for {type_name}",
-                field=where,
-                fix=hint + "valid parameters: " + ", ".join(valid),
-            )
+            raise _unknown_parameter(key, type_name, list(valid), where)
         default = valid[key]
         if isinstance(default, bool):
             ok = isinstance(value, bool)

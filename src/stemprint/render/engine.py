@@ -403,9 +403,10 @@ class Renderer:
                     self._pool.shutdown()
                     self._pool = None
         for sink in trimmed.values():
-            truncate = getattr(sink.sink, "truncate", None)
-            if final_length < sink.written and truncate is not None:
-                truncate(final_length)
+            # A sink that held its end back (``export.audio.AudioWriter``) can still cut it.
+            set_length = getattr(sink.sink, "set_length", None)
+            if final_length < sink.written and set_length is not None:
+                set_length(final_length)
             sink.sink.close()
         return final_length
 

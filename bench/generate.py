@@ -12,6 +12,7 @@ master with no processing at all.
 from __future__ import annotations
 
 import argparse
+import math
 from pathlib import Path
 
 import numpy as np
@@ -77,7 +78,7 @@ def generate(out: Path, tracks: int, minutes: float, plain: bool, seed: int = 1)
             "name": f"T{i:03d}",
             "clips": [{"file": f"audio/t{i:03d}.wav"}],
             # -20 dB at 32 tracks, lower for more, so the mix keeps its headroom at any size.
-            "gain_db": round(-20.0 - 10 * np.log10(max(tracks, 1) / 32), 2),
+            "gain_db": round(-20.0 - 10 * math.log10(max(tracks, 1) / 32), 2),
             "pan": round(((i * 37) % 21 - 10) / 10, 2),
         }
         if not plain:

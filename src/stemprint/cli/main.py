@@ -239,8 +239,12 @@ def render(
     ] = PremasterChoice.auto,
     force: Annotated[bool, typer.Option("--force", help="Replace an existing OUTPUT.")] = False,
     block_size: Annotated[
-        int, typer.Option("--block-size", help="Render block in samples (speed only).")
-    ] = 16384,
+        int | None,
+        typer.Option(
+            "--block-size",
+            help="Render block in samples (speed only; default 16384, 8192 above 64 tracks).",
+        ),
+    ] = None,
     stems: Annotated[
         bool, typer.Option("--stems/--no-stems", help="Write the stems (default) or the mix only.")
     ] = True,

@@ -241,34 +241,32 @@ class AudioWriter:
         if self._identical and not np.array_equal(block[0], block[1]):
             self._identical = False
         stats = self.stats
-        absolute = np.abs(block)
-        stats.peak_linear = max(stats.peak_linear, float(absolute.max()))
-        stats.overs += int(np.count_nonzero(absolute > 1.0))
+        # Two reductions instead of an |x| buffer; overs are counted only when there are any.
+        peak = max(float(block.max()), -float(block.min()))
+        stats.peak_linear = max(stats.peak_linear, peak)
+        if peak > 1.0:
+            stats.overs += int(np.count_nonzero(np.abs(block) > 1.0))
         stats.frames += frames
-        interleaved = block.T  # (n, channels): soundfile's layout
         if self.float_format:
-            self._file.write(np.ascontiguousarray(interleaved, dtype=np.float32))
+            self._file.write(np.ascontiguousarray(block.T, dtype=np.float32))
             return
         scale = float(2 ** (self.bits - 1))
-        scaled = interleaved * scale
+        q = block * scale  # (channels, n), contiguous: the interleave happens once, at the cast
         if self.dither:
             # Drawn frame-major in one stream, so the noise does not depend on the block size.
             noise = self._rng.random((frames, self.channels, 2))
-            scaled = scaled + (noise[..., 0] - noise[..., 1])
-        q = np.rint(scaled)
+            q += (noise[..., 0] - noise[..., 1]).T
+        np.rint(q, out=q)
         low, high = -scale, scale - 1
-        clipped = (q < low) | (q > high)
-        count = int(np.count_nonzero(clipped))
-        if count:
-            stats.clipped_samples += count
+        if float(q.max()) > high or float(q.min()) < low:
+            clipped = (q < low) | (q > high)
+            stats.clipped_samples += int(np.count_nonzero(clipped))
             np.clip(q, low, high, out=q)
-        if self.bits == 16:
-            self._file.write(q.astype(np.int16))
-        elif self.bits == 24:
-            # libsndfile takes the top 24 bits of an int32 for PCM_24.
-            self._file.write(q.astype(np.int32) << 8)
-        else:
-            self._file.write(q.astype(np.int32))
+        interleaved = np.empty((frames, self.channels), np.int16 if self.bits == 16 else np.int32)
+        np.copyto(interleaved, q.T, casting="unsafe")  # exact: q holds integers in range
+        if self.bits == 24:
+            interleaved <<= 8  # libsndfile takes the top 24 bits of an int32 for PCM_24
+        self._file.write(interleaved)
 
     def close(self) -> None:
         """Write what is pending (up to the length set), flush the resampler, finish the file."""

@@ -25,7 +25,7 @@ from stemprint.export.audio import AudioWriter, BitDepth, Dither
 from stemprint.graph.compile import Node, RenderGraph, compile_session
 from stemprint.graph.outputs import ResolvedDelivery, plan_outputs, resolve_delivery
 from stemprint.model.load import LoadedSession
-from stemprint.render.engine import DEFAULT_BLOCK_SIZE, Renderer, Tap
+from stemprint.render.engine import Renderer, Tap
 
 RF64_THRESHOLD_BYTES = 0xFFFFFFFF - 1024 * 1024
 """WAV files whose data would pass this size are written as RF64 (the RIFF size field is 32-bit)."""
@@ -56,7 +56,8 @@ class RenderOptions:
     dither
         ``auto`` (TPDF when writing 16-bit), ``none``, ``tpdf``.
     block_size
-        Render block in samples (speed only; the output does not depend on it).
+        Render block in samples (speed only; the output does not depend on it); default:
+        16384, 8192 above 64 tracks (``render.engine.auto_block_size``).
     threads
         Worker threads (default: one per CPU; speed only).
     stems
@@ -81,7 +82,7 @@ class RenderOptions:
     format: str | None = None
     sample_rate: int | None = None
     dither: Dither = "auto"
-    block_size: int = DEFAULT_BLOCK_SIZE
+    block_size: int | None = None
     threads: int | None = None
     stems: bool = True
     verify: bool = True
@@ -220,7 +221,7 @@ def render_package(
             size = graph.length_samples * file_rate / rate * 2 * bytes_per_sample
             if size > options.rf64_threshold_bytes:
                 container = "RF64"
-        lag = until_silent[1] + options.block_size if until_silent else 0
+        lag = until_silent[1] + renderer.block_size if until_silent else 0
         for tap in taps:
             (tmp / paths[tap.key]).parent.mkdir(parents=True, exist_ok=True)
             writers[tap.key] = AudioWriter(

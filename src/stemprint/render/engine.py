@@ -10,11 +10,11 @@ drawn frame by frame from a seeded generator (``export.audio``).
 
 from __future__ import annotations
 
+import heapq
 import math
 import os
 import threading
-from collections.abc import Callable, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -28,11 +28,31 @@ from stemprint.graph.compile import Edge, Node, RenderGraph, compensate_latency
 from stemprint.graph.outputs import OutputSpec
 from stemprint.model.session import MASTER
 from stemprint.render.sources import ClipReader
+from stemprint.render.workers import SignalKey, TrackWorker, fork_available
 
 MIN_BLOCK_SIZE = 32
 """Smallest render block: pedalboard guesses the channel axis of tiny buffers."""
 
 DEFAULT_BLOCK_SIZE = 16384
+"""Render block for up to :data:`LARGE_SESSION_TRACKS` tracks: large blocks mean fewer Python
+calls per second of audio (each pedalboard call also holds the GIL to convert its buffers)."""
+
+LARGE_SESSION_TRACKS = 64
+"""Above this many audible tracks the default block halves: memory in flight grows with tracks
+x block size (128 tracks x 1 min: 196 MB at 16384, 134 MB at 8192, 1.1x the time)."""
+
+
+def auto_block_size(tracks: int) -> int:
+    """The default render block for a session of ``tracks`` audible tracks."""
+    return DEFAULT_BLOCK_SIZE if tracks <= LARGE_SESSION_TRACKS else DEFAULT_BLOCK_SIZE // 2
+
+
+BLOCKS_IN_FLIGHT = 2
+"""Blocks rendered at once: block k + 1 starts while block k's buses and master finish."""
+
+WORKER_SLOTS = BLOCKS_IN_FLIGHT + 1
+"""Blocks a track worker process may hold in shared memory: one more than the render process
+reads at once, so the worker keeps working while both are read."""
 
 InstanceKey = tuple[str, frozenset[str], bool]
 """A node rendered from a set of active tracks, wet or dry."""
@@ -137,8 +157,8 @@ class _DelayedEdge:
         self.source = source
         self.delay = DelayLine(2, edge.delay_samples) if edge.delay_samples else None
         self.lock = threading.Lock()
-        self.block = -1
-        self.signal: np.ndarray | None = None
+        self.next_block = 0  # edges are computed in block order (the delay line has state)
+        self.signals: dict[int, np.ndarray] = {}
 
 
 class Renderer:
@@ -154,25 +174,34 @@ class Renderer:
     graph
         The compiled session. Its latencies are set here (plug-ins are probed).
     block_size
-        Samples per render block (performance only: the output does not depend on it).
+        Samples per render block (performance only: the output does not depend on it);
+        default: :func:`auto_block_size`.
     threads
-        Worker threads for independent instances (default: one per CPU).
-        pedalboard, soxr, libsndfile and large numpy operations release the GIL, so the
-        instances of one level (every track, then the buses they feed) can run in parallel.
+        Parallel workers (default: one per CPU). With more than one, tracks are rendered in
+        that many worker processes (``render.workers``; Linux) and the buses, master and taps
+        on as many threads in this process; pedalboard, soxr and libsndfile release the GIL.
         The output does not depend on it: each instance's computation is the same, and sums
         keep their order.
     outputs
         What to print (``graph.outputs``); default: the mix, the master input and the
         contract's default stems.
+    processes
+        Render tracks in worker processes (default: when ``threads`` > 1 and ``os.fork``
+        exists); ``False`` keeps everything in threads of this process.
     """
 
     def __init__(
         self,
         graph: RenderGraph,
-        block_size: int = DEFAULT_BLOCK_SIZE,
+        block_size: int | None = None,
         threads: int | None = None,
         outputs: list[OutputSpec] | None = None,
+        processes: bool | None = None,
     ) -> None:
+        if block_size is None:
+            block_size = auto_block_size(
+                sum(1 for n in graph.nodes if n.kind == "track" and n.audible)
+            )
         if block_size < MIN_BLOCK_SIZE:
             raise InputError(
                 f"block size {block_size} is too small",
@@ -182,7 +211,9 @@ class Renderer:
         self.graph = graph
         self.block_size = block_size
         self.threads = max(1, threads if threads is not None else (os.cpu_count() or 1))
-        self._pool: ThreadPoolExecutor | None = None
+        self.processes = fork_available() if processes is None else processes
+        self._states: dict[int, dict[str, dict[InstanceKey, np.ndarray]]] = {}
+        self._workers: list[TrackWorker] = []
         self._nodes = graph.by_key
         self._audible_tracks = frozenset(
             n.key for n in graph.nodes if n.kind == "track" and n.audible
@@ -367,41 +398,39 @@ class Renderer:
                     instance.chain.anchor_to_timeline(
                         instance.node.input_latency_samples - start_sample
                     )
-        final_length = length
-        # Sinks (quantizing, file writes) run on a background thread, one block behind the
-        # render, in order; at most one block waits, so memory stays flat.
-        pending: Future[None] | None = None
-        with ThreadPoolExecutor(max_workers=1) as output_pool:
-            try:
-                for index in range(blocks):
-                    start = start_sample + index * self.block_size
-                    state = self._render_block(index, start, readers)
-                    outputs = {t.key: self._tap_signal(t, state, index) for t in taps}
-                    del state
-                    for delayed in self._edges.values():  # memory: keep no block past its use
-                        delayed.signal = None
-                    if pending is not None:
-                        pending.result()
-                    pending = output_pool.submit(_write_all, trimmed, outputs, threshold)
-                    if progress is not None:
-                        progress(min(start + self.block_size, run_length), run_length)
-                    if until_silent is not None:
-                        pending.result()
-                        done = _silent_length(trimmed, until_silent)
-                        if done is not None:
-                            final_length = done
-                            break
-                if pending is not None:
-                    pending.result()
-            finally:
-                if pending is not None:
-                    pending.cancel()
-                for track_readers in readers.values():
-                    for reader in track_readers:
-                        reader.close()
-                if self._pool is not None:
-                    self._pool.shutdown()
-                    self._pool = None
+        remote = self._track_workers() if self.processes and self.threads > 1 else []
+        plan = _Plan(
+            self, blocks, start_sample, readers, taps, trimmed, threshold, progress, remote
+        )
+        plan.until_silent = until_silent
+        workers: list[threading.Thread] = []
+        try:
+            # Fork before any thread of ours starts: a worker is a copy of this process.
+            for track_worker in remote:
+                track_worker.start(blocks, start_sample, readers.__getitem__)
+            # The render thread is one of the workers; the others are plain threads that pull
+            # work from the same plan (no executor: a hand-off would cost ~100 µs a unit).
+            for i in range(self.threads - 1):
+                worker = threading.Thread(target=plan.work, name=f"stemprint-render-{i}")
+                worker.start()
+                workers.append(worker)
+            plan.work()
+        finally:
+            plan.stop()
+            for worker in workers:
+                worker.join()
+            for track_worker in remote:
+                track_worker.close()
+            self._workers = []
+            for track_readers in readers.values():
+                for reader in track_readers:
+                    reader.close()
+            self._states.clear()
+            for delayed in self._edges.values():
+                delayed.signals.clear()
+        if plan.error is not None:
+            raise plan.error
+        final_length = plan.final_length if plan.final_length is not None else length
         for sink in trimmed.values():
             # A sink that held its end back (``export.audio.AudioWriter``) can still cut it.
             set_length = getattr(sink.sink, "set_length", None)
@@ -410,71 +439,140 @@ class Renderer:
             sink.sink.close()
         return final_length
 
-    # -- per block -----------------------------------------------------------------------------
+    # -- per unit of work ----------------------------------------------------------------------
 
-    def _render_block(
-        self, index: int, start: int, readers: dict[str, list[ClipReader]]
-    ) -> dict[str, dict[InstanceKey, np.ndarray]]:
-        """Process every instance, level by level; returns the block's signals."""
-        n = self.block_size
-        state: dict[str, dict[InstanceKey, np.ndarray]] = {
-            "source": {}, "input": {}, "pre": {}, "post": {}
-        }  # fmt: skip
+    def _state(self, block: int) -> dict[str, dict[InstanceKey, np.ndarray]]:
+        """The signals of one block in flight, created on first use."""
+        return self._states.setdefault(
+            block, {"source": {}, "input": {}, "pre": {}, "post": {}}
+        )  # fmt: skip
 
-        def read(node_key: str) -> None:
-            node = self._nodes[node_key]
-            x = np.zeros((node.channels, n))
-            for reader in readers[node_key]:
-                reader.add_into(x, start)
-            _check_finite(x, node, start, "its clips (the audio file holds NaN or Inf)")
-            state["source"][(node_key, frozenset(), False)] = x
+    def _read(self, node_key: str, readers: list[ClipReader], block: int, start: int) -> None:
+        """A track's clips for one block (shared by every instance of the track)."""
+        node = self._nodes[node_key]
+        x = np.zeros((node.channels, self.block_size))
+        for reader in readers:
+            reader.add_into(x, start)
+        _check_finite(x, node, start, "its clips (the audio file holds NaN or Inf)")
+        self._state(block)["source"][(node_key, frozenset(), False)] = x
 
-        track_keys = list(readers)
-        self._map(read, track_keys)
+    def _run_instance(self, instance: _Instance, block: int, start: int) -> None:
+        """One instance's block: its input (clips or the sum of its inputs), inserts, fader."""
+        node = instance.node
+        state = self._state(block)
+        if node.kind == "track":
+            x = state["source"][(node.key, frozenset(), False)]
+            if instance.source_delay is not None:
+                x = instance.source_delay.process(x)
+        else:
+            x = np.zeros((2, self.block_size))
+            for edge, source in instance.inputs:
+                if (
+                    edge.tap == "post_fader"
+                    and not edge.delay_samples
+                    and not (edge.kind == "send" and self._nodes[edge.source].automation)
+                ):
+                    # Memory: a plain post-fader edge is summed straight in, not kept for the
+                    # block (128 sends would hold 128 scaled copies). Same arithmetic: the
+                    # product is rounded, then the sum.
+                    signal = state["post"][source]
+                    if edge.gain_linear != 1.0:
+                        signal = signal * edge.gain_linear
+                    np.add(x, signal, out=x)
+                else:
+                    np.add(x, self._edge_signal(edge, source, state, block), out=x)
+        if node.kind == "master":  # only the master's input sum is ever tapped
+            state["input"][instance.key] = x
+        self._process(instance, x, start, state, block)
 
-        def run(instance: _Instance) -> None:
-            node = instance.node
-            if node.kind == "track":
-                x = state["source"][(node.key, frozenset(), False)]
-                if instance.source_delay is not None:
-                    x = instance.source_delay.process(x)
-            else:
-                x = np.zeros((2, n))
-                for edge, source in instance.inputs:
-                    x = x + self._edge_signal(edge, source, state, index)
-            if node.kind == "master":  # only the master's input sum is ever tapped
-                state["input"][instance.key] = x
-            self._process(instance, x, start, state, index)
+    def _release(self, block: int) -> None:
+        """Memory: keep no block's signals past the taps that read them."""
+        self._states.pop(block, None)
+        for delayed in self._edges.values():
+            delayed.signals.pop(block, None)
+        for worker in self._workers:
+            worker.free()  # its slot may be reused: nothing here refers to it any more
 
-        for level in self.levels:
-            self._map(run, level)
-        return state
+    def _track_workers(self) -> list[TrackWorker]:
+        """Share the tracks among worker processes (none if it would not pay).
 
-    def _map(self, function: Callable[[Any], None], items: Sequence[Any]) -> None:
-        """Run ``function`` on every item, spread over the threads in one batch per thread.
-
-        Batches, not one task per item: a task hand-off costs about 100 µs, as much as a small
-        route's block. The render thread works on the first batch itself.
+        A track goes to a worker with all its instances when none of them reads a sidechain
+        key (a key is another route's signal of the same block, which lives here). Tracks are
+        dealt by cost (channels x inserts) to the least loaded worker.
         """
-        workers = min(self.threads, len(items))
-        if workers <= 1:
-            for item in items:
-                function(item)
-            return
-        if self._pool is None:
-            self._pool = ThreadPoolExecutor(max_workers=self.threads - 1)
+        by_track: dict[str, list[_Instance]] = {}
+        for level in self.levels:
+            for instance in level:
+                if instance.node.kind == "track":
+                    by_track.setdefault(instance.node.key, []).append(instance)
+        eligible = [
+            key
+            for key, instances in by_track.items()
+            if not any(instance.keys for instance in instances)
+        ]
+        count = min(self.threads, len(eligible))
+        if count < 2:
+            return []
+        needed = self._consumed_signals()
 
-        def batch(part: Sequence[Any]) -> None:
-            for item in part:
-                function(item)
+        def cost(key: str) -> int:
+            node = self._nodes[key]
+            return node.channels * (1 + len(node.inserts)) * len(by_track[key])
 
-        parts = [items[i::workers] for i in range(workers)]
-        futures = [self._pool.submit(batch, part) for part in parts[1:]]
-        try:
-            batch(parts[0])
-        finally:
-            for future in futures:
-                future.result()  # re-raises a worker's exception here, in the render thread
+        shares: list[list[str]] = [[] for _ in range(count)]
+        loads = [0] * count
+        for key in sorted(eligible, key=lambda k: (-cost(k), k)):
+            least = loads.index(min(loads))
+            shares[least].append(key)
+            loads[least] += cost(key)
+        workers = []
+        for share in shares:
+            instances = [i for key in share for i in by_track[key]]
+            shipped: list[SignalKey] = []
+            for key in share:
+                source: InstanceKey = (key, frozenset(), False)
+                if ("source", source) in needed:
+                    shipped.append(("source", source, self._nodes[key].channels))
+            for instance in instances:
+                channels = (
+                    instance.chain.output_channels if instance.chain else instance.node.channels
+                )
+                if ("pre", instance.key) in needed:
+                    shipped.append(("pre", instance.key, channels))
+                if ("post", instance.key) in needed:
+                    shipped.append(("post", instance.key, 2))
+            workers.append(TrackWorker(self, share, instances, shipped, WORKER_SLOTS))
+        self._workers = workers
+        return workers
+
+    def _consumed_signals(self) -> set[tuple[str, InstanceKey]]:
+        """Every (``source`` | ``pre`` | ``post``, instance) signal something reads per block."""
+        needed: set[tuple[str, InstanceKey]] = set()
+
+        def edge(e: Edge, source: InstanceKey | None) -> None:
+            if source is not None:
+                needed.add(("post" if e.tap == "post_fader" else "pre", source))
+
+        for instance in self._instances.values():
+            for e, source in instance.inputs:
+                edge(e, source)
+            for e, key_source in instance.keys:
+                edge(e, key_source)
+        for tap in self.taps:
+            spec = tap.spec
+            tracks = spec.tracks if spec.tracks is not None else self._audible_tracks
+            if spec.kind == "contribution":
+                for e in self.graph.master.inputs:
+                    if e.source in spec.owned:
+                        edge(e, self._instance(e.source, tracks, spec.dry))
+            elif spec.kind == "track_source":
+                needed.add(("source", (spec.routes[0], frozenset(), False)))
+            elif spec.kind in ("pre_sum", "post"):
+                for key in spec.routes:
+                    found = self._instance(key, self._audible_tracks, False)
+                    if found is not None:
+                        needed.add(("pre" if spec.kind == "pre_sum" else "post", found))
+        return needed
 
     def _process(
         self,
@@ -540,32 +638,36 @@ class Renderer:
         if delayed is None:
             delayed = self._edges.setdefault(memo_key, _DelayedEdge(edge, source))
         with delayed.lock:
-            if delayed.block != index:
-                if edge.tap == "post_fader":
-                    signal = state["post"][source]
-                else:
-                    signal = to_stereo(state["pre"][source])
-                lanes = self._nodes[edge.source].automation
-                send_lane = lanes.get(f"send:{edge.target}") if edge.kind == "send" else None
-                if send_lane is not None or (edge.tap == "pre_fader" and "mute" in lanes):
-                    # Automated send level, or a mute that must also silence a pre-fader send.
-                    source_node = self._nodes[edge.source]
-                    timeline = self._origin + index * self.block_size - source_node.latency_samples
-                    n = signal.shape[1]
-                    gain: float | np.ndarray = edge.gain_linear
-                    if send_lane is not None:
-                        gain = gain_db_lane_to_linear(send_lane.values(timeline, n))
-                    if edge.tap == "pre_fader" and "mute" in lanes:
-                        gain = gain * self._mute_gain(source_node, timeline, n)
-                    signal = signal * gain
-                elif edge.gain_linear != 1.0:
-                    signal = signal * edge.gain_linear
-                if delayed.delay is not None:
-                    signal = delayed.delay.process(signal)
-                delayed.signal = signal
-                delayed.block = index
-            assert delayed.signal is not None
-            return delayed.signal
+            found = delayed.signals.get(index)
+            if found is not None:
+                return found
+            # Every consumer reads its edges in block order, so the first request for a block
+            # is always the next one.
+            assert index == delayed.next_block, (index, delayed.next_block)
+            if edge.tap == "post_fader":
+                signal = state["post"][source]
+            else:
+                signal = to_stereo(state["pre"][source])
+            lanes = self._nodes[edge.source].automation
+            send_lane = lanes.get(f"send:{edge.target}") if edge.kind == "send" else None
+            if send_lane is not None or (edge.tap == "pre_fader" and "mute" in lanes):
+                # Automated send level, or a mute that must also silence a pre-fader send.
+                source_node = self._nodes[edge.source]
+                timeline = self._origin + index * self.block_size - source_node.latency_samples
+                n = signal.shape[1]
+                gain: float | np.ndarray = edge.gain_linear
+                if send_lane is not None:
+                    gain = gain_db_lane_to_linear(send_lane.values(timeline, n))
+                if edge.tap == "pre_fader" and "mute" in lanes:
+                    gain = gain * self._mute_gain(source_node, timeline, n)
+                signal = signal * gain
+            elif edge.gain_linear != 1.0:
+                signal = signal * edge.gain_linear
+            if delayed.delay is not None:
+                signal = delayed.delay.process(signal)
+            delayed.signals[index] = signal
+            delayed.next_block = index + 1
+            return signal
 
     def _tap_signal(
         self, tap: Tap, state: dict[str, dict[InstanceKey, np.ndarray]], index: int
@@ -606,6 +708,175 @@ class Renderer:
                 signal = line.process(signal)
             total = total + signal
         return total
+
+
+class _Unit:
+    """A piece of the render done block after block, in order: a track's clip read, one
+    instance, or the taps (sum the outputs, write the sinks)."""
+
+    __slots__ = ("kind", "order", "target", "deps", "dependents", "done", "busy", "queued")
+
+    def __init__(self, kind: str, order: int, target: Any) -> None:
+        self.kind = kind
+        self.order = order
+        self.target = target
+        self.deps: list[_Unit] = []
+        self.dependents: list[_Unit] = []
+        self.done = 0  # blocks finished; the next block to run
+        self.busy = False
+        self.queued = False
+
+
+class _Plan:
+    """Dataflow over (unit, block): a unit runs its next block once the units it reads have
+    finished that block, so a bus of block k runs beside the tracks of block k + 1.
+
+    Every thread pulls the most urgent ready unit (lowest block, then signal-path order) under
+    one condition variable. At most :data:`BLOCKS_IN_FLIGHT` blocks are open at once, so memory
+    stays bounded. Which thread runs a unit changes nothing: each unit's arithmetic is the same,
+    in the same order, and sums read their inputs in a fixed order.
+    """
+
+    def __init__(
+        self,
+        renderer: Renderer,
+        blocks: int,
+        start_sample: int,
+        readers: dict[str, list[ClipReader]],
+        taps: list[Tap],
+        trimmed: dict[str, _TrimmedSink],
+        threshold: float | None,
+        progress: Callable[[int, int], None] | None,
+        remote: list[TrackWorker],
+    ) -> None:
+        self.renderer = renderer
+        self.blocks = blocks
+        self.start_sample = start_sample
+        self.readers = readers
+        self.tap_list = taps
+        self.trimmed = trimmed
+        self.threshold = threshold
+        self.progress = progress
+        self.until_silent: tuple[float, int, int] | None = None
+        self.final_length: int | None = None
+        self.error: BaseException | None = None
+        self.stopped = False
+        self.cond = threading.Condition()
+        self.heap: list[tuple[int, int, _Unit]] = []
+        units: list[_Unit] = []
+        reads: dict[str, _Unit] = {}
+        by_instance: dict[InstanceKey, _Unit] = {}
+        remote_tracks: set[str] = set()
+        for worker in remote:  # tracks rendered in a worker process: one unit receives them
+            unit = _Unit("remote", len(units), worker)
+            units.append(unit)
+            remote_tracks.update(worker.tracks)
+            for instance in worker.instances:
+                by_instance[instance.key] = unit
+        for key in readers:
+            if key not in remote_tracks:
+                reads[key] = _Unit("read", len(units), key)
+                units.append(reads[key])
+        for level in renderer.levels:
+            for instance in level:
+                if instance.key in by_instance:
+                    continue
+                unit = _Unit("instance", len(units), instance)
+                if instance.node.kind == "track":
+                    unit.deps.append(reads[instance.node.key])
+                unit.deps += [by_instance[s] for _, s in instance.inputs]
+                unit.deps += [by_instance[s] for _, s in instance.keys if s is not None]
+                by_instance[instance.key] = unit
+                units.append(unit)
+        self.taps = _Unit("taps", len(units), None)
+        self.taps.deps = list(units)
+        units.append(self.taps)
+        for unit in units:
+            for dep in unit.deps:
+                dep.dependents.append(unit)
+        self.units = units
+        with self.cond:
+            for unit in units:
+                self._offer(unit)
+
+    def _offer(self, unit: _Unit) -> None:
+        """Queue ``unit``'s next block if it can run now (call with the lock held)."""
+        block = unit.done
+        if unit.busy or unit.queued or block >= self.blocks or self.stopped:
+            return
+        if unit is not self.taps and block >= self.taps.done + BLOCKS_IN_FLIGHT:
+            return
+        for dep in unit.deps:
+            if dep.done <= block:
+                return
+        unit.queued = True
+        heapq.heappush(self.heap, (block, unit.order, unit))
+
+    def stop(self) -> None:
+        with self.cond:
+            self.stopped = True
+            self.cond.notify_all()
+
+    def work(self) -> None:
+        """Run ready units until the render is done, stopped or failed."""
+        cond = self.cond
+        while True:
+            with cond:
+                while not self.heap:
+                    if self.stopped or self.taps.done >= self.blocks:
+                        return
+                    cond.wait()
+                if self.stopped:
+                    return
+                block, _, unit = heapq.heappop(self.heap)
+                unit.queued = False
+                unit.busy = True
+            try:
+                self._run(unit, block)
+            except BaseException as exc:  # handed to the render thread, raised there
+                with cond:
+                    if self.error is None:
+                        self.error = exc
+                    self.stopped = True
+                    cond.notify_all()
+                return
+            with cond:
+                unit.busy = False
+                unit.done += 1
+                candidates = self.units if unit is self.taps else [unit, *unit.dependents]
+                for candidate in candidates:
+                    self._offer(candidate)
+                if self.taps.done >= self.blocks:
+                    self.stopped = True
+                cond.notify_all()
+
+    def _run(self, unit: _Unit, block: int) -> None:
+        renderer = self.renderer
+        start = self.start_sample + block * renderer.block_size
+        if unit.kind == "read":
+            renderer._read(unit.target, self.readers[unit.target], block, start)
+        elif unit.kind == "instance":
+            renderer._run_instance(unit.target, block, start)
+        elif unit.kind == "remote":
+            worker: TrackWorker = unit.target
+            state = renderer._state(block)
+            for (kind, key, _), view in zip(worker.shipped, worker.receive(block), strict=True):
+                state[kind][key] = view
+        else:
+            state = renderer._state(block)
+            outputs = {t.key: renderer._tap_signal(t, state, block) for t in self.tap_list}
+            del state
+            _write_all(self.trimmed, outputs, self.threshold)
+            del outputs
+            renderer._release(block)  # after the writes: an output may be a worker's slot
+            run_length = self.blocks * renderer.block_size
+            if self.progress is not None:
+                self.progress(min((block + 1) * renderer.block_size, run_length), run_length)
+            if self.until_silent is not None:
+                done = _silent_length(self.trimmed, self.until_silent)
+                if done is not None:
+                    self.final_length = done
+                    self.stop()
 
 
 def _write_all(

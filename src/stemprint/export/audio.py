@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import math
 import zlib
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -73,6 +74,9 @@ class AudioWriter:
         Seeds the dither generator, so every render of the same file is bit-identical.
     container
         ``WAV`` (default), ``AIFF`` or ``FLAC``.
+    monitor
+        Called with every block handed to libsndfile, ``(channels, n)`` float64 holding exactly
+        the values a reader decodes (``analysis.live``: the package measured while written).
     """
 
     def __init__(
@@ -90,8 +94,11 @@ class AudioWriter:
         fade_out: tuple[int, int] | None = None,
         wrap_at: int | None = None,
         wrap_tail: int = 0,
+        monitor: Callable[[np.ndarray], None] | None = None,
     ) -> None:
         import soundfile as sf
+
+        self.monitor = monitor
 
         self.path = path
         self.bit_depth = bit_depth
@@ -248,7 +255,10 @@ class AudioWriter:
             stats.overs += int(np.count_nonzero(np.abs(block) > 1.0))
         stats.frames += frames
         if self.float_format:
-            self._file.write(np.ascontiguousarray(block.T, dtype=np.float32))
+            as_float32 = np.ascontiguousarray(block.T, dtype=np.float32)
+            self._file.write(as_float32)
+            if self.monitor is not None:
+                self.monitor(as_float32.T.astype(np.float64))
             return
         scale = float(2 ** (self.bits - 1))
         q = block * scale  # (channels, n), contiguous: the interleave happens once, at the cast
@@ -267,6 +277,9 @@ class AudioWriter:
         if self.bits == 24:
             interleaved <<= 8  # libsndfile takes the top 24 bits of an int32 for PCM_24
         self._file.write(interleaved)
+        if self.monitor is not None:
+            # Exactly what a reader decodes: libsndfile reads PCM as integer / full scale.
+            self.monitor(q / scale)
 
     def close(self) -> None:
         """Write what is pending (up to the length set), flush the resampler, finish the file."""

@@ -17,7 +17,7 @@ import shutil
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
 from stemprint import __version__
 from stemprint.errors import InputError, RenderError, StemprintError
@@ -26,6 +26,9 @@ from stemprint.graph.compile import Node, RenderGraph, compile_session
 from stemprint.graph.outputs import ResolvedDelivery, plan_outputs, resolve_delivery
 from stemprint.model.load import LoadedSession
 from stemprint.render.engine import Renderer, Tap
+
+if TYPE_CHECKING:
+    from stemprint.analysis.live import LiveMeasurement
 
 RF64_THRESHOLD_BYTES = 0xFFFFFFFF - 1024 * 1024
 """WAV files whose data would pass this size are written as RF64 (the RIFF size field is 32-bit)."""
@@ -211,6 +214,7 @@ def render_package(
         shutil.rmtree(tmp)
     tmp.mkdir()
     writers: dict[str, AudioWriter] = {}
+    live: LiveMeasurement | None = None
     try:
         taps = renderer.taps
         paths = _file_paths(
@@ -222,6 +226,23 @@ def render_package(
             if size > options.rf64_threshold_bytes:
                 container = "RF64"
         lag = until_silent[1] + renderer.block_size if until_silent else 0
+        if (
+            options.verify
+            and file_rate == rate
+            and not (region is not None and region.loop)
+            and not delivery.mono_stems
+        ):
+            # Measured while written (analysis.live); resampled, looped and mono-rewritten
+            # packages are read back instead.
+            from stemprint.analysis.live import LiveFile, LiveMeasurement
+
+            full_scale = 1.0 if bit_depth == "32f" else 1.0 - 2.0 ** -(int(bit_depth) - 1)
+            live = LiveMeasurement(
+                [
+                    LiveFile(tmp / paths[t.key], file_rate, t.spec.channels, full_scale, t.role)
+                    for t in taps
+                ]
+            )
         for tap in taps:
             (tmp / paths[tap.key]).parent.mkdir(parents=True, exist_ok=True)
             writers[tap.key] = AudioWriter(
@@ -238,6 +259,7 @@ def render_package(
                 fade_out=region.fade_out if region is not None else None,
                 wrap_at=region.length_samples if region is not None and region.loop else None,
                 wrap_tail=region.render_samples - region.length_samples if region else 0,
+                monitor=live.monitor(tmp / paths[tap.key]) if live is not None else None,
             )
         length = renderer.run(dict(writers), progress, until_silent, start_sample)
         graph.length_samples = length
@@ -256,7 +278,7 @@ def render_package(
         (tmp / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n", "utf-8")
         (tmp / "README.md").write_text(_readme(loaded, graph, manifest), "utf-8")
         if options.verify and any(f["role"] == "stem" for f in manifest["files"]):
-            manifest["verification"] = _verify(tmp)
+            manifest["verification"] = _verify(tmp, live)
             clipped = [
                 f"{f['path']} clipped {f['clipped_samples']} samples when quantized (peak "
                 f"{f['peak_dbfs']:+.2f} dBFS)"
@@ -277,6 +299,8 @@ def render_package(
                 writer.close()
             except Exception:  # noqa: BLE001, S110 - best effort while failing
                 pass
+        if live is not None:
+            live.close()
         shutil.rmtree(tmp, ignore_errors=True)
         if isinstance(exc, OSError):
             raise RenderError(
@@ -372,11 +396,13 @@ def render_regions(
     return [replace(r, out_dir=out_dir / r.out_dir.name) for r in results]
 
 
-def _verify(package: Path) -> dict[str, Any]:
-    """Verify the finished package (still in its temporary folder); write verification.json."""
+def _verify(package: Path, live: LiveMeasurement | None = None) -> dict[str, Any]:
+    """Verify the finished package (still in its temporary folder); write verification.json.
+
+    With ``live`` (the package measured while written), the audio is not read back."""
     from stemprint.analysis import verify_package
 
-    report = verify_package([package])
+    report = verify_package([package], live=live, diagnose_informational=False)
     data = report.to_dict()
     # Paths relative to the package, no timing: the stored report is reproducible.
     data["package"] = "."

@@ -27,6 +27,7 @@ from stemprint.errors import InputError, RenderError
 from stemprint.graph.compile import Edge, Node, RenderGraph, compensate_latency
 from stemprint.graph.outputs import OutputSpec
 from stemprint.model.session import MASTER
+from stemprint.render.allocator import tune_allocator
 from stemprint.render.sources import ClipReader
 from stemprint.render.workers import SignalKey, TrackWorker, fork_available
 
@@ -198,6 +199,7 @@ class Renderer:
         outputs: list[OutputSpec] | None = None,
         processes: bool | None = None,
     ) -> None:
+        tune_allocator()  # large temporaries from the heap, not fresh mmap pages
         if block_size is None:
             block_size = auto_block_size(
                 sum(1 for n in graph.nodes if n.kind == "track" and n.audible)

@@ -1,0 +1,128 @@
+"""The package measured while written gives the report reading it back gives."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from stemprint.analysis import verify as verify_module
+from stemprint.analysis.live import LiveFile, LiveMeasurement
+from stemprint.analysis.verify import verify_package
+from stemprint.export.package import RenderOptions, render_package
+from stemprint.model.load import load_session
+from tests.conftest import write_session, write_wav
+
+
+def _session(tmp_path, rng, tail=None):
+    for name, channels in (("a", 1), ("b", 2), ("c", 1)):
+        write_wav(tmp_path / f"{name}.wav", 0.08 * rng.uniform(-1, 1, (channels, 70000)))
+    delivery = {"tail": tail} if tail else {}
+    return write_session(
+        tmp_path,
+        {
+            "tail_seconds": 0.4,
+            "delivery": delivery,
+            "tracks": [
+                {"name": "Kick", "clips": [{"file": "a.wav"}], "output": "Drums"},
+                {"name": "Keys", "clips": [{"file": "b.wav", "start_seconds": 0.1}], "pan": 0.4},
+                {
+                    "name": "Vox",
+                    "clips": [{"file": "c.wav", "start_seconds": 0.2}],
+                    "sends": [{"to": "Verb", "level_db": -3}],
+                },
+            ],
+            "buses": [
+                {"name": "Drums", "inserts": [{"type": "compressor", "threshold_db": -20}]},
+                {"name": "Verb", "inserts": [{"type": "reverb", "wet_level": 1.0}]},
+            ],
+            "master": {"inserts": [{"type": "compressor", "threshold_db": -24, "ratio": 4}]},
+        },
+    )
+
+
+def _comparable(report: dict) -> dict:
+    report = dict(report)
+    report.pop("elapsed_seconds", None)
+    report["package"] = "."
+    for entry in report["files"]:
+        entry["path"] = entry["label"]
+    for null in report["nulls"]:
+        if not null["decides_verdict"]:  # the render does not diagnose the informational null
+            for key in ("diagnoses", "excerpt_start_seconds", "excerpt_seconds"):
+                null.pop(key, None)
+            for key in ("dynamics_drop_db", "stems"):
+                null.pop(key, None)
+    report["findings"] = [f for f in report["findings"] if f.get("file") != "mix.wav"]
+    return report
+
+
+@pytest.mark.parametrize("bit_depth", ["16", "24", "32f"])
+def test_render_verification_equals_reading_the_package_back(tmp_path, rng, monkeypatch, bit_depth):
+    session = _session(tmp_path, rng)
+
+    def no_read_back(*args, **kwargs):
+        raise AssertionError("the render read its package back instead of measuring it live")
+
+    monkeypatch.setattr(verify_module, "_measure", no_read_back)
+    out = tmp_path / "out"
+    render_package(load_session(session), out, RenderOptions(bit_depth=bit_depth))
+    monkeypatch.undo()
+    live = json.loads((out / "verification.json").read_text())
+    read_back = verify_package([out]).to_dict()
+    assert live["passed"] and read_back["passed"]
+    # Every level of every file, and the null numbers, are the same to the last digit.
+    assert _comparable(live)["files"] == _comparable(read_back)["files"]
+    assert _comparable(live)["nulls"] == _comparable(read_back)["nulls"]
+    verdict = next(n for n in live["nulls"] if n["decides_verdict"])
+    assert verdict["reference"] == "premaster.wav"
+    assert verdict["residual_peak_dbfs"] < {"16": -70, "24": -120, "32f": -130}[bit_depth]
+
+
+def test_live_measurement_with_until_silent_tail(tmp_path, rng):
+    session = _session(
+        tmp_path, rng, tail={"mode": "until_silent", "threshold_db": -70, "max_seconds": 3}
+    )
+    out = tmp_path / "out"
+    render_package(load_session(session), out)
+    live = json.loads((out / "verification.json").read_text())
+    read_back = verify_package([out]).to_dict()
+    assert _comparable(live)["files"] == _comparable(read_back)["files"]
+    assert _comparable(live)["nulls"] == _comparable(read_back)["nulls"]
+
+
+def test_live_measurement_reblocks_any_block_sizes(tmp_path, rng):
+    x = rng.uniform(-0.5, 0.5, (2, 200_001))
+    files = [
+        LiveFile(tmp_path / "mix.wav", 48000, 2, 1.0, "mix"),
+        LiveFile(tmp_path / "s1.wav", 48000, 2, 1.0, "stem"),
+        LiveFile(tmp_path / "s2.wav", 48000, 2, 1.0, "stem"),
+    ]
+    results = []
+    for step in (1000, 65536, 77777):
+        live = LiveMeasurement(files)
+        for i in range(0, x.shape[1], step):
+            block = x[:, i : i + step]
+            live.monitor(files[0].path)(block)
+            live.monitor(files[1].path)(block * 0.25)
+            live.monitor(files[2].path)(block * 0.75)
+        levels = live.levels()
+        results.append((levels, live.accumulators[str(files[0].path.resolve())]))
+    for levels, accumulator in results[1:]:
+        assert levels == results[0][0]
+        assert accumulator.residual_peak == results[0][1].residual_peak
+    assert results[0][1].residual_peak < 1e-15
+    assert results[0][1].frames == 200_001
+
+
+def test_live_measurement_refuses_unequal_lengths(tmp_path):
+    files = [
+        LiveFile(tmp_path / "mix.wav", 48000, 1, 1.0, "mix"),
+        LiveFile(tmp_path / "s.wav", 48000, 1, 1.0, "stem"),
+    ]
+    live = LiveMeasurement(files)
+    live.monitor(files[0].path)(np.zeros((1, 10)))
+    live.monitor(files[1].path)(np.zeros((1, 12)))
+    with pytest.raises(ValueError, match="differ in length"):
+        live.finish()

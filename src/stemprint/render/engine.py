@@ -48,8 +48,10 @@ def auto_block_size(tracks: int) -> int:
     return DEFAULT_BLOCK_SIZE if tracks <= LARGE_SESSION_TRACKS else DEFAULT_BLOCK_SIZE // 2
 
 
-BLOCKS_IN_FLIGHT = 2
-"""Blocks rendered at once: block k + 1 starts while block k's buses and master finish."""
+BLOCKS_IN_FLIGHT = 3
+"""Blocks rendered at once: block k + 1 starts while block k's buses and master finish. Three
+rather than two: 32 tracks x 3 min on two cores, best of five 10.4 s against 11.4 s (mean 11.9
+against 12.8 s), for ~10 MB more."""
 
 WORKER_SLOTS = BLOCKS_IN_FLIGHT + 1
 """Blocks a track worker process may hold in shared memory: one more than the render process

@@ -142,13 +142,19 @@ sf.write(out, engine.get_audio().T, 48000, subtype="PCM_24")
 """
 
 
-def _tree_pss_kb(pid: int) -> int:
-    """Proportional set size of ``pid`` and its descendants, in KB (shared pages split)."""
+def _tree_memory_kb(pid: int, peaks: dict[int, int]) -> int:
+    """Proportional set size of ``pid`` and its descendants, in KB (shared pages split once);
+    records each process's own peak RSS (``VmHWM``) into ``peaks``."""
     total = 0
     stack = [pid]
     while stack:
         p = stack.pop()
         try:
+            with open(f"/proc/{p}/status") as f:
+                for line in f:
+                    if line.startswith("VmHWM:"):
+                        peaks[p] = max(peaks.get(p, 0), int(line.split()[1]))
+                        break
             with open(f"/proc/{p}/smaps_rollup") as f:
                 for line in f:
                     if line.startswith("Pss:"):
@@ -162,44 +168,52 @@ def _tree_pss_kb(pid: int) -> int:
     return total
 
 
-def _run_once(command: list[str]) -> tuple[float, bool, str, float, float]:
-    """Wall seconds, success, stderr, peak RSS of the largest process and peak PSS of the tree
-    (both MB). Worker processes share memory with their parent: the tree's PSS counts it once."""
+def _run_once(command: list[str], sample_memory: bool) -> tuple[float, bool, str, float, float]:
+    """Wall seconds, success, stderr, and with ``sample_memory`` the largest process's peak RSS
+    and the tree's peak PSS (MB, sampled every 20 ms). Memory is sampled in a run of its own:
+    reading ``smaps_rollup`` walks the page tables under the process's mmap lock and slows it.
+    ``ru_maxrss`` is not used: Linux keeps it across exec, so a child would report at least this
+    (Python) runner's own size. Worker processes share memory with their parent: the tree's PSS
+    counts it once."""
     started = time.perf_counter()
     proc = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     peak_pss = 0
+    peaks: dict[int, int] = {}
     stop = threading.Event()
 
     def sample() -> None:
         nonlocal peak_pss
-        while not stop.wait(0.05):
-            peak_pss = max(peak_pss, _tree_pss_kb(proc.pid))
+        while not stop.wait(0.02):
+            peak_pss = max(peak_pss, _tree_memory_kb(proc.pid, peaks))
 
     sampler = threading.Thread(target=sample, daemon=True)
-    sampler.start()
-    _, status, usage = os.wait4(proc.pid, 0)
+    if sample_memory:
+        sampler.start()
+    _, status, _ = os.wait4(proc.pid, 0)
     seconds = time.perf_counter() - started
     stop.set()
-    sampler.join()
+    if sample_memory:
+        sampler.join()
     stderr = proc.stderr.read().decode(errors="replace") if proc.stderr else ""
     ok = os.waitstatus_to_exitcode(status) == 0
-    return seconds, ok, stderr, usage.ru_maxrss / 1024, peak_pss / 1024
+    return seconds, ok, stderr, max(peaks.values(), default=0) / 1024, peak_pss / 1024
 
 
 def measure(name: str, command: list[str], audio_seconds: float, repeat: int = 1) -> dict:
-    """Run ``command`` ``repeat`` times; the median wall time, the largest memory figures."""
-    runs = [_run_once(command) for _ in range(repeat)]
-    ok = all(r[1] for r in runs)
+    """Run ``command`` ``repeat`` times for the median wall time, then once more for memory."""
+    runs = [_run_once(command, sample_memory=False) for _ in range(repeat)]
+    memory = _run_once(command, sample_memory=True)
+    ok = all(r[1] for r in runs) and memory[1]
     seconds = statistics.median(r[0] for r in runs)
-    stderr = next((r[2] for r in runs if not r[1]), "")
+    stderr = next((r[2] for r in [*runs, memory] if not r[1]), "")
     return {
         "name": name,
         "ok": ok,
         "seconds": round(seconds, 3),
         "runs": [round(r[0], 3) for r in runs],
         "realtime_factor": round(audio_seconds / seconds, 1) if ok else None,
-        "peak_rss_mb": round(max(r[3] for r in runs), 1),
-        "peak_pss_tree_mb": round(max(r[4] for r in runs), 1),
+        "peak_rss_mb": round(memory[3], 1),
+        "peak_pss_tree_mb": round(memory[4], 1),
         "error": None if ok else stderr.strip().splitlines()[-1:] or ["failed"],
     }
 

@@ -242,7 +242,8 @@ def render(
         int | None,
         typer.Option(
             "--block-size",
-            help="Render block in samples (speed only; default 16384, 8192 above 64 tracks).",
+            help="Render block in samples (speed only; default: 16384 for up to 16 tracks, "
+            "halved as tracks double, at least 2048).",
         ),
     ] = None,
     stems: Annotated[

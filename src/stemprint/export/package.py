@@ -60,7 +60,8 @@ class RenderOptions:
         ``auto`` (TPDF when writing 16-bit), ``none``, ``tpdf``.
     block_size
         Render block in samples (speed only; the output does not depend on it); default:
-        16384, 8192 above 64 tracks (``render.engine.auto_block_size``).
+        16384 up to 16 tracks, halved as tracks double, at least 2048
+        (``render.engine.auto_block_size``).
     threads
         Worker threads (default: one per CPU; speed only).
     stems

@@ -112,3 +112,14 @@ def test_corrupt_file_in_a_worker_keeps_its_error_type(tmp_path, rng):
         renderer.run(sinks)  # type: ignore[arg-type]
     assert "t5.wav" in info.value.format()
     assert "ended early" in info.value.format()
+
+
+def test_sessions_hosting_native_plugins_never_fork(tmp_path, rng):
+    from stemprint.dsp.inserts import InsertSpec
+
+    path = _many_tracks(tmp_path, rng)
+    renderer = Renderer(compile_session(load_session(path)), 1000, threads=2, processes=True)
+    bus = next(n for n in renderer.graph.nodes if n.kind == "bus")
+    # As if the bus hosted a VST3 (building a real one needs a plug-in on disk).
+    bus.inserts = [*bus.inserts, InsertSpec("vst3", {"path": "x.vst3"}, "bus 'Bus' insert 2")]
+    assert renderer._track_workers() == []

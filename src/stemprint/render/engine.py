@@ -21,7 +21,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from stemprint.dsp.automation import gain_db_lane_to_linear, mute_ramp, mute_ramp_samples
-from stemprint.dsp.inserts import InsertChain
+from stemprint.dsp.inserts import EXTERNAL_TYPES, InsertChain
 from stemprint.dsp.strip import fader_pan, fader_pan_automated, to_stereo
 from stemprint.errors import InputError, RenderError
 from stemprint.graph.compile import Edge, Node, RenderGraph, compensate_latency
@@ -198,7 +198,8 @@ class Renderer:
         contract's default stems.
     processes
         Render tracks in worker processes (default: when ``threads`` > 1 and ``os.fork``
-        exists); ``False`` keeps everything in threads of this process.
+        exists, and no hosted VST3/AU plug-in is in the session); ``False`` keeps everything
+        in threads of this process.
     """
 
     def __init__(
@@ -523,7 +524,11 @@ class Renderer:
             if not any(instance.keys for instance in instances)
         ]
         count = min(self.threads, len(eligible))
-        if count < 2:
+        hosted = any(
+            spec.type in EXTERNAL_TYPES for node in self.graph.nodes for spec in node.inserts
+        )
+        if count < 2 or hosted:
+            # A hosted VST3/AU may run threads or talk to its framework: never fork it.
             return []
         needed = self._consumed_signals()
 

@@ -40,9 +40,9 @@ DEFAULT_BLOCK_SIZE = 16384
 BLOCK_TRACK_SAMPLES = 16 * 16384
 """Default block x audible tracks: memory in flight grows with both (every track's signals of
 every block in flight, and its share of the worker slots), so the default block shrinks as
-tracks grow. Measured on two cores: 32 tracks x 3 min at 8192 as fast as at 16384 with 120
-instead of 164 MB (the process tree's PSS); 128 tracks x 1 min at 2048: 155 MB against 264 MB
-at 8192, ~10 % slower."""
+tracks grow. Measured on two cores: 32 tracks x 3 min at 8192 takes 120 instead of 164 MB (the
+process tree's PSS) and is 2-8 % slower than at 16384; 128 tracks x 1 min at 2048: 155 MB
+against 264 MB at 8192, ~10 % slower. ``--block-size`` trades one for the other."""
 
 MIN_DEFAULT_BLOCK_SIZE = 2048
 """Below this the per-block Python work dominates."""

@@ -123,3 +123,17 @@ def test_sessions_hosting_native_plugins_never_fork(tmp_path, rng):
     # As if the bus hosted a VST3 (building a real one needs a plug-in on disk).
     bus.inserts = [*bus.inserts, InsertSpec("vst3", {"path": "x.vst3"}, "bus 'Bus' insert 2")]
     assert renderer._track_workers() == []
+
+
+def test_a_worker_that_dies_fails_the_render_cleanly(tmp_path, rng, monkeypatch):
+    import os
+
+    from stemprint.render.workers import TrackWorker
+
+    path = _many_tracks(tmp_path, rng)
+    # The fork inherits the patch: the worker dies before rendering anything (as if killed).
+    monkeypatch.setattr(TrackWorker, "_serve", lambda self, *args: os._exit(9))
+    with pytest.raises(RenderError) as info:
+        _render(path, threads=2, processes=True)
+    assert "render worker process died" in info.value.format()
+    assert "--threads 1" in info.value.format()

@@ -78,15 +78,20 @@ class AudioInfo:
 
     @property
     def full_scale_positive(self) -> float:
-        """Largest positive sample value the encoding can hold, as read into float (≤ 1.0).
+        """Largest positive sample value the encoding can hold (:func:`full_scale_positive`)."""
+        return full_scale_positive(self.subtype)
 
-        Two's-complement PCM of ``b`` bits reads as ``k / 2**(b-1)``, so its largest positive value
-        is ``1 - 2**-(b-1)``; floating point has no limit and reports 1.0 (0 dBFS).
-        """
-        bits = _PCM_BITS.get(self.subtype)
-        if bits is None:
-            return 1.0
-        return 1.0 - 2.0 ** -(bits - 1)
+
+def full_scale_positive(subtype: str) -> float:
+    """Largest positive sample value a libsndfile ``subtype`` holds, as read into float (≤ 1.0).
+
+    Two's-complement PCM of ``b`` bits reads as ``k / 2**(b-1)``, so its largest positive value
+    is ``1 - 2**-(b-1)``; floating point has no limit and reports 1.0 (0 dBFS).
+    """
+    bits = _PCM_BITS.get(subtype)
+    if bits is None:
+        return 1.0
+    return 1.0 - 2.0 ** -(bits - 1)
 
 
 def probe(path: Path) -> AudioInfo:

@@ -99,7 +99,6 @@ class AudioWriter:
         import soundfile as sf
 
         self.monitor = monitor
-
         self.path = path
         self.bit_depth = bit_depth
         self.channels = channels

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any, cast
 
 from stemprint import __version__
 from stemprint.errors import InputError, RenderError, StemprintError
-from stemprint.export.audio import AudioWriter, BitDepth, Dither
+from stemprint.export.audio import SUBTYPES, AudioWriter, BitDepth, Dither
 from stemprint.graph.compile import Node, RenderGraph, compile_session
 from stemprint.graph.outputs import ResolvedDelivery, plan_outputs, resolve_delivery
 from stemprint.model.load import LoadedSession
@@ -235,9 +235,10 @@ def render_package(
         ):
             # Measured while written (analysis.live); resampled, looped and mono-rewritten
             # packages are read back instead.
+            from stemprint.analysis.audio import full_scale_positive
             from stemprint.analysis.live import LiveFile, LiveMeasurement
 
-            full_scale = 1.0 if bit_depth == "32f" else 1.0 - 2.0 ** -(int(bit_depth) - 1)
+            full_scale = full_scale_positive(SUBTYPES[bit_depth])
             live = LiveMeasurement(
                 [
                     LiveFile(tmp / paths[t.key], file_rate, t.spec.channels, full_scale, t.role)

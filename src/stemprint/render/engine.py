@@ -73,7 +73,11 @@ class Sink(Protocol):
     """Where a tap's samples go (a file writer, a meter, a test buffer)."""
 
     def write(self, block: np.ndarray) -> None:
-        """Take the next ``(channels, n)`` float64 samples."""
+        """Take the next ``(channels, n)`` float64 samples.
+
+        ``block`` is valid only during the call (it may be a view of a worker's shared
+        memory, reused once the block is done): a sink that keeps it keeps a copy.
+        """
 
     def close(self) -> None:
         """All samples were written."""
@@ -161,12 +165,12 @@ class _Instance:
 
 
 class _DelayedEdge:
-    """An edge's gained and delayed signal from one source instance, computed once per block."""
+    """A delayed edge's signal from one source instance, computed once per block."""
 
     def __init__(self, edge: Edge, source: InstanceKey) -> None:
         self.edge = edge
         self.source = source
-        self.delay = DelayLine(2, edge.delay_samples) if edge.delay_samples else None
+        self.delay = DelayLine(2, edge.delay_samples)
         self.lock = threading.Lock()
         self.next_block = 0  # edges are computed in block order (the delay line has state)
         self.signals: dict[int, np.ndarray] = {}
@@ -403,7 +407,6 @@ class Renderer:
             for n in graph.nodes
             if n.kind == "track" and n.audible
         }
-        threshold = until_silent[0] if until_silent else None
         self._origin = start_sample
         if start_sample:
             for instance in self._instances.values():
@@ -413,14 +416,13 @@ class Renderer:
                     )
         remote = self._track_workers() if self.processes and self.threads > 1 else []
         plan = _Plan(
-            self, blocks, start_sample, readers, taps, trimmed, threshold, progress, remote
+            self, blocks, start_sample, readers, taps, trimmed, until_silent, progress, remote
         )
-        plan.until_silent = until_silent
         workers: list[threading.Thread] = []
         try:
             # Fork before any thread of ours starts: a worker is a copy of this process.
             for track_worker in remote:
-                track_worker.start(blocks, start_sample, readers.__getitem__)
+                track_worker.start(blocks, start_sample, readers)
             # The render thread is one of the workers; the others are plain threads that pull
             # work from the same plan (no executor: a hand-off would cost ~100 µs a unit).
             for i in range(self.threads - 1):
@@ -480,20 +482,7 @@ class Renderer:
         else:
             x = np.zeros((2, self.block_size))
             for edge, source in instance.inputs:
-                if (
-                    edge.tap == "post_fader"
-                    and not edge.delay_samples
-                    and not (edge.kind == "send" and self._nodes[edge.source].automation)
-                ):
-                    # Memory: a plain post-fader edge is summed straight in, not kept for the
-                    # block (128 sends would hold 128 scaled copies). Same arithmetic: the
-                    # product is rounded, then the sum.
-                    signal = state["post"][source]
-                    if edge.gain_linear != 1.0:
-                        signal = signal * edge.gain_linear
-                    np.add(x, signal, out=x)
-                else:
-                    np.add(x, self._edge_signal(edge, source, state, block), out=x)
+                np.add(x, self._edge_signal(edge, source, state, block), out=x)
         if node.kind == "master":  # only the master's input sum is ever tapped
             state["input"][instance.key] = x
         self._process(instance, x, start, state, block)
@@ -649,7 +638,14 @@ class Renderer:
         state: dict[str, dict[InstanceKey, np.ndarray]],
         index: int,
     ) -> np.ndarray:
-        """An edge's signal from one source instance: tap, gain, compensation delay."""
+        """An edge's signal from one source instance: tap, gain, compensation delay.
+
+        Only a delayed edge is kept for the block (its delay line has state, so it runs once
+        per block, in block order, whoever asks first); any other edge is computed where it
+        is read and dropped (memory: 128 sends would otherwise hold 128 scaled copies).
+        """
+        if not edge.delay_samples:
+            return self._gained(edge, source, state, index)
         memo_key = (id(edge), source)
         delayed = self._edges.get(memo_key)
         if delayed is None:
@@ -661,30 +657,39 @@ class Renderer:
             # Every consumer reads its edges in block order, so the first request for a block
             # is always the next one.
             assert index == delayed.next_block, (index, delayed.next_block)
-            if edge.tap == "post_fader":
-                signal = state["post"][source]
-            else:
-                signal = to_stereo(state["pre"][source])
-            lanes = self._nodes[edge.source].automation
-            send_lane = lanes.get(f"send:{edge.target}") if edge.kind == "send" else None
-            if send_lane is not None or (edge.tap == "pre_fader" and "mute" in lanes):
-                # Automated send level, or a mute that must also silence a pre-fader send.
-                source_node = self._nodes[edge.source]
-                timeline = self._origin + index * self.block_size - source_node.latency_samples
-                n = signal.shape[1]
-                gain: float | np.ndarray = edge.gain_linear
-                if send_lane is not None:
-                    gain = gain_db_lane_to_linear(send_lane.values(timeline, n))
-                if edge.tap == "pre_fader" and "mute" in lanes:
-                    gain = gain * self._mute_gain(source_node, timeline, n)
-                signal = signal * gain
-            elif edge.gain_linear != 1.0:
-                signal = signal * edge.gain_linear
-            if delayed.delay is not None:
-                signal = delayed.delay.process(signal)
+            signal = delayed.delay.process(self._gained(edge, source, state, index))
             delayed.signals[index] = signal
             delayed.next_block = index + 1
             return signal
+
+    def _gained(
+        self,
+        edge: Edge,
+        source: InstanceKey,
+        state: dict[str, dict[InstanceKey, np.ndarray]],
+        index: int,
+    ) -> np.ndarray:
+        """An edge's tapped signal times its gain (send level, automation, pre-fader mute)."""
+        if edge.tap == "post_fader":
+            signal = state["post"][source]
+        else:
+            signal = to_stereo(state["pre"][source])
+        lanes = self._nodes[edge.source].automation
+        send_lane = lanes.get(f"send:{edge.target}") if edge.kind == "send" else None
+        if send_lane is not None or (edge.tap == "pre_fader" and "mute" in lanes):
+            # Automated send level, or a mute that must also silence a pre-fader send.
+            source_node = self._nodes[edge.source]
+            timeline = self._origin + index * self.block_size - source_node.latency_samples
+            n = signal.shape[1]
+            gain: float | np.ndarray = edge.gain_linear
+            if send_lane is not None:
+                gain = gain_db_lane_to_linear(send_lane.values(timeline, n))
+            if edge.tap == "pre_fader" and "mute" in lanes:
+                gain = gain * self._mute_gain(source_node, timeline, n)
+            return signal * gain
+        if edge.gain_linear != 1.0:
+            return signal * edge.gain_linear
+        return signal
 
     def _tap_signal(
         self, tap: Tap, state: dict[str, dict[InstanceKey, np.ndarray]], index: int
@@ -762,7 +767,7 @@ class _Plan:
         readers: dict[str, list[ClipReader]],
         taps: list[Tap],
         trimmed: dict[str, _TrimmedSink],
-        threshold: float | None,
+        until_silent: tuple[float, int, int] | None,
         progress: Callable[[int, int], None] | None,
         remote: list[TrackWorker],
     ) -> None:
@@ -772,9 +777,9 @@ class _Plan:
         self.readers = readers
         self.tap_list = taps
         self.trimmed = trimmed
-        self.threshold = threshold
+        self.until_silent = until_silent
+        self.threshold = until_silent[0] if until_silent else None
         self.progress = progress
-        self.until_silent: tuple[float, int, int] | None = None
         self.final_length: int | None = None
         self.error: BaseException | None = None
         self.stopped = False
@@ -886,9 +891,8 @@ class _Plan:
             _write_all(self.trimmed, outputs, self.threshold)
             del outputs
             renderer._release(block)  # after the writes: an output may be a worker's slot
-            run_length = self.blocks * renderer.block_size
             if self.progress is not None:
-                self.progress(min((block + 1) * renderer.block_size, run_length), run_length)
+                self.progress((block + 1) * renderer.block_size, self.blocks * renderer.block_size)
             if self.until_silent is not None:
                 done = _silent_length(self.trimmed, self.until_silent)
                 if done is not None:

@@ -22,7 +22,6 @@ import os
 import signal
 import socket
 import sys
-from collections.abc import Callable
 from multiprocessing.connection import Connection
 from typing import TYPE_CHECKING, Any
 
@@ -103,9 +102,11 @@ class TrackWorker:
         self,
         blocks: int,
         start_sample: int,
-        readers: Callable[[str], list[ClipReader]],
+        readers: dict[str, list[ClipReader]],
     ) -> None:
-        """Fork the worker; it renders ``blocks`` blocks from ``start_sample``."""
+        """Fork the worker; it renders ``blocks`` blocks from ``start_sample``, reading its
+        tracks through its own copies of ``readers`` (not yet opened: each process opens the
+        files it reads)."""
         parent, child = socket.socketpair()
         pid = os.fork()
         if pid == 0:  # the worker
@@ -168,10 +169,10 @@ class TrackWorker:
         conn: Connection,
         blocks: int,
         start_sample: int,
-        make_readers: Callable[[str], list[ClipReader]],
+        all_readers: dict[str, list[ClipReader]],
     ) -> None:
         renderer = self.renderer
-        readers = {key: make_readers(key) for key in self.tracks}
+        readers = {key: all_readers[key] for key in self.tracks}
         try:
             for block in range(blocks):
                 if block >= self.slots:
@@ -187,7 +188,7 @@ class TrackWorker:
                 ):
                     view[...] = state[kind][signal_key]
                 conn.send(("block", block))
-        except (EOFError, OSError, BrokenPipeError):
+        except (EOFError, ConnectionError):
             return  # the render process stopped early (an error, or until-silent)
         except BaseException as exc:  # noqa: BLE001 - shipped to the render process
             try:

@@ -197,7 +197,15 @@ def test_tap_points(tmp_path, tap):
         )
         plain = _read(tmp_path / "s" / "out", split.manifest)["Drums"]
         np.testing.assert_allclose(data["Drums"], plain * 10 ** (-6 / 20), atol=1e-6)
-    assert "verification" not in manifest  # nothing that should null
+    # Verified all the same: every file measured; only stems through a linear master (a
+    # -6 dB gain) promise to sum, to the mix.
+    assert manifest["verification"]["passed"], manifest["verification"]
+    if tap == "via_master":
+        assert [(s["name"], s["reference"], s["exact"]) for s in manifest["sums"]] == [
+            ("stems via master", "mix.wav", True)
+        ]
+    else:
+        assert manifest["sums"] == []
 
 
 def test_alt_mixes_match_an_independent_render(tmp_path, rng):

@@ -103,8 +103,15 @@ def test_refuses_to_overwrite_without_force(tmp_path, rng):
     with pytest.raises(InputError, match="already exists"):
         render_package(session, out)
     assert (out / "keep.txt").read_text() == "mine"
-    render_package(session, out, RenderOptions(force=True))
-    assert not (out / "keep.txt").exists() and (out / "mix.wav").exists()
+    # --force replaces only a stemprint package: a folder of the user's is never deleted.
+    with pytest.raises(InputError, match="not a stemprint package"):
+        render_package(session, out, RenderOptions(force=True))
+    assert (out / "keep.txt").read_text() == "mine"
+    package = tmp_path / "package"
+    render_package(session, package)
+    (package / "old.txt").write_text("from an earlier render")
+    render_package(session, package, RenderOptions(force=True))
+    assert not (package / "old.txt").exists() and (package / "mix.wav").exists()
 
 
 def test_failed_render_leaves_nothing(tmp_path, rng):

@@ -47,6 +47,7 @@ def test_region_equals_the_full_render_there(tmp_path):
         "length_samples": length,
         "loop": False,
         "fade_out_samples": 0,
+        "preroll_samples": start,  # warm: what plays before the region feeds its state
     }
     assert part.shape[1] == length + RATE // 4  # region + tail
     np.testing.assert_array_equal(part, mix[:, start : start + length + RATE // 4])

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 
@@ -9,6 +11,7 @@ from stemprint.errors import AudioFileError, RenderError
 from stemprint.graph.compile import compile_session
 from stemprint.model.load import load_session
 from stemprint.render.engine import Renderer
+from stemprint.render.runner import BlockRunner
 from stemprint.render.workers import fork_available
 from tests.conftest import ArraySink, write_session, write_wav
 from tests.render.test_engine import _noise, _processed_session
@@ -73,7 +76,8 @@ def test_worker_processes_render_the_same_samples_as_one_thread(tmp_path, rng, b
 def test_tracks_are_shared_among_workers_and_keyed_tracks_stay_home(tmp_path, rng):
     path = _processed_session(tmp_path, rng)  # Keys has a sidechain compressor keyed by Kick
     renderer = Renderer(compile_session(load_session(path)), 1000, threads=2, processes=True)
-    workers = renderer._track_workers()
+    runner = BlockRunner(renderer.plan, 1000, renderer.graph.extent())
+    workers = renderer._track_workers(runner)
     try:
         remote = sorted(key for w in workers for key in w.tracks)
         assert remote == ["track:Kick", "track:Vox"]
@@ -118,11 +122,15 @@ def test_sessions_hosting_native_plugins_never_fork(tmp_path, rng):
     from stemprint.dsp.inserts import InsertSpec
 
     path = _many_tracks(tmp_path, rng)
-    renderer = Renderer(compile_session(load_session(path)), 1000, threads=2, processes=True)
-    bus = next(n for n in renderer.graph.nodes if n.kind == "bus")
+    graph = compile_session(load_session(path))
+    assert Renderer(graph, 1000, threads=2, processes=True)._worker_shares() != []
     # As if the bus hosted a VST3 (building a real one needs a plug-in on disk).
-    bus.inserts = [*bus.inserts, InsertSpec("vst3", {"path": "x.vst3"}, "bus 'Bus' insert 2")]
-    assert renderer._track_workers() == []
+    vst3 = InsertSpec("vst3", {"path": "x.vst3"}, "bus 'Bus' insert 2")
+    nodes = tuple(
+        replace(n, inserts=(*n.inserts, vst3)) if n.kind == "bus" else n for n in graph.nodes
+    )
+    hosted = replace(graph, nodes=nodes)
+    assert Renderer(hosted, 1000, threads=2, processes=True)._worker_shares() == []
 
 
 def test_a_worker_that_dies_fails_the_render_cleanly(tmp_path, rng, monkeypatch):

@@ -19,14 +19,14 @@ import functools
 import sys
 import time
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
 import typer
 
-from stemprint import __version__
+from stemprint._version import __version__
 
 app = typer.Typer(
     name="stemprint",
@@ -120,7 +120,7 @@ def _root(
     """stemprint: headless mixing engine and stem-delivery toolkit."""
 
 
-def _print_warnings(warnings: list[str], quiet: bool) -> None:
+def _print_warnings(warnings: Sequence[str], quiet: bool) -> None:
     if not quiet:
         for warning in warnings:
             _stderr(f"warning: {warning}", style="yellow")
@@ -130,12 +130,14 @@ def _render_with_progress(
     loaded: Any, out: Path, options: Any, quiet: bool
 ) -> tuple[Any, float, float]:
     """Compile, render with a progress bar (on a terminal), and return (result, seconds, rtf)."""
-    from stemprint.export.package import check_output_dir, render_package
+    from stemprint.export.package import render_package, session_inputs
+    from stemprint.export.publish import check_output_dir
     from stemprint.graph.compile import compile_session
+    from stemprint.render.allocator import tune_allocator
 
-    check_output_dir(out, options.force)
+    check_output_dir(out, options.force, session_inputs(loaded))
+    tune_allocator()  # large temporaries from the heap, not fresh mmap pages (render only)
     graph = compile_session(loaded, allow_plugins=options.allow_plugins)
-    _print_warnings(graph.warnings, quiet)
     started = time.perf_counter()
     show = not quiet and sys.stderr.isatty()
     if show:
@@ -162,7 +164,9 @@ def _render_with_progress(
     else:
         result = render_package(loaded, out, options, graph=graph)
     seconds = time.perf_counter() - started
-    rtf = (graph.length_samples / graph.sample_rate) / seconds if seconds > 0 else float("inf")
+    audio_seconds = result.manifest["length_samples"] / result.manifest["sample_rate"]
+    rtf = audio_seconds / seconds if seconds > 0 else float("inf")
+    _print_warnings(result.warnings, quiet)
     return result, seconds, rtf
 
 
@@ -297,13 +301,17 @@ def render(
     )
     if all_regions:
         from stemprint.export.package import render_regions
+        from stemprint.render.allocator import tune_allocator
 
+        tune_allocator()
         started = time.perf_counter()
         results = render_regions(loaded, output, options)
         seconds = time.perf_counter() - started
         for result in results:
+            _print_warnings(result.warnings, quiet)
             if not quiet:
                 _summary(result, seconds, 0.0)
+        for result in results:
             _check_verification(result.manifest)
         return
     result, seconds, rtf = _render_with_progress(loaded, output, options, quiet)
@@ -389,7 +397,7 @@ def validate(
     graph = compile_session(loaded, allow_plugins=allow_plugins)
     _print_warnings(graph.warnings, quiet)
     if measure_latency:
-        from stemprint.graph.compile import latency_report
+        from stemprint.graph.latency import latency_report
 
         for line in latency_report(graph):
             if "differs" in line:

@@ -5,14 +5,14 @@ Pedalboard plug-ins are named by their class in snake_case (``HighpassFilter`` â
 are hosted only when the caller opts in (``allow_plugins``): a session from a stranger must never
 run native code by default.
 
-Streaming exactness (measured, see ``shared/reference/libraries.md``): pedalboard's output
+Streaming exactness (measured): pedalboard's output
 depends on where its calls begin and end. Latent plug-ins (PitchShift, Resample, the codecs,
 BrickwallLimiter's lookahead, hosted plug-ins) hold back an amount that depends on the call size;
 and even zero-latency JUCE filters flush tiny state values to zero at the end of every call
 (``snapToZero``), so a decaying tail differs by about 1e-8 between call sizes. :class:`InsertChain`
 therefore feeds every chain in fixed chunks of :data:`CHUNK_SAMPLES`, whatever the render block
 size, and reports the resulting fixed delay as its latency for the graph to compensate: the
-output is bit-identical for every render block size.
+output is bit-identical for every render block size (``dsp.chain``).
 """
 
 from __future__ import annotations
@@ -20,7 +20,6 @@ from __future__ import annotations
 import difflib
 import math
 import re
-from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
@@ -28,7 +27,7 @@ from typing import Any
 
 import numpy as np
 
-from stemprint.errors import InputError, RenderError
+from stemprint.errors import InputError
 
 CHUNK_SAMPLES = 16384
 """Fixed call size for every plug-in chain, independent of the render block size.
@@ -282,14 +281,17 @@ class SampleDelay:
 
     Used to nudge a route in time (aligning microphones, re-creating a plug-in's latency). It
     reports no latency: the graph does not compensate it unless the insert declares
-    ``latency_samples``. Exact for any call size.
+    ``latency_samples``. Exact for any call size. Follows ``dsp.chain.Processor``.
     """
+
+    latency_samples = 0
 
     def __init__(self, delay_samples: int = 0) -> None:
         self.delay_samples = int(delay_samples)
         self._buffer: np.ndarray | None = None
 
-    def __call__(self, block: np.ndarray) -> np.ndarray:
+    def process(self, block: np.ndarray, key: np.ndarray | None = None) -> np.ndarray:
+        """``block`` delayed by ``delay_samples`` (zeros first)."""
         if self.delay_samples == 0:
             return block
         if self._buffer is None:
@@ -299,9 +301,17 @@ class SampleDelay:
         self._buffer = joined[:, n:]
         return joined[:, :n]
 
+    def reset(self) -> None:
+        """Forget the delayed samples."""
+        self._buffer = None
+
+    def anchor_to_timeline(self, lag_samples: int) -> None:
+        """A delay has no control grid."""
+
 
 class _SidechainStage:
-    """``sidechain_compressor``: :class:`stemprint.dsp.dynamics.SidechainCompressor` as an insert.
+    """``sidechain_compressor``: :class:`stemprint.dsp.dynamics.SidechainCompressor` as an insert
+    (follows ``dsp.chain.Processor``).
 
     Keyed from another route when the insert names ``sidechain:``; from its own input otherwise.
     """
@@ -320,8 +330,16 @@ class _SidechainStage:
             detector=str(params.get("detector", "peak")),
         )
 
-    def __call__(self, block: np.ndarray, key: np.ndarray | None = None) -> np.ndarray:
-        return np.asarray(self.compressor.process(block, key), dtype=np.float64)
+    latency_samples = 0
+
+    def process(self, block: np.ndarray, key: np.ndarray | None = None) -> np.ndarray:
+        """Compress ``block`` (float64) from ``key``, or from itself without one."""
+        main = np.asarray(block, dtype=np.float64)
+        return np.asarray(self.compressor.process(main, key), dtype=np.float64)
+
+    def reset(self) -> None:
+        """No gain reduction, the grid re-anchored."""
+        self.compressor.reset()
 
     def anchor_to_timeline(self, lag_samples: int) -> None:
         """The stream at this insert lags the timeline by ``lag_samples``: anchor the grid."""
@@ -395,275 +413,3 @@ def _check_native(type_name: str, params: dict[str, Any], where: str) -> None:
             raise InputError("knee_db must be >= 0", field=where)
         if params.get("detector", "peak") not in ("peak", "rms"):
             raise InputError("detector must be 'peak' or 'rms'", field=where)
-
-
-INSERT_CONTROL_INTERVAL = 256
-"""Automated insert parameters change every 256 samples (5.3 ms at 48 kHz), on a grid anchored
-to the session timeline, whatever the render block size."""
-
-
-class _PedalboardStage:
-    """Consecutive pedalboard plug-ins, fed in fixed chunks of :data:`CHUNK_SAMPLES`.
-
-    With ``automation`` (one plug-in, ``{parameter: AutomationLane}``), each chunk is fed in
-    :data:`INSERT_CONTROL_INTERVAL` pieces, the parameters set from the lanes at each piece's
-    first timeline sample.
-    """
-
-    def __init__(
-        self,
-        specs: Sequence[InsertSpec],
-        sample_rate: int,
-        channels: int,
-        automation: dict[str, Any] | None = None,
-    ) -> None:
-        import pedalboard
-
-        self.where = specs[0].where
-        self.sample_rate = sample_rate
-        self.channels = channels
-        self._board = pedalboard.Pedalboard([s.build() for s in specs])
-        self._automation = automation or {}
-        self._fed = 0  # input samples fed so far
-        self._lag = 0  # how far the input lags the session timeline
-        self.output_channels, holdback = self._probe_holdback()
-        self.holdback_samples = holdback
-        self.latency_samples = CHUNK_SAMPLES + holdback
-        # Input not yet fed (less than one chunk) and output not yet taken.
-        self._pending_in = np.zeros((channels, 0), np.float32)
-        self._pending_out = np.zeros((self.output_channels, self.latency_samples), np.float32)
-
-    def _probe_holdback(self) -> tuple[int, int]:
-        """Feed silence in fixed chunks and measure how many samples the plug-ins hold back."""
-        fed = returned = 0
-        holdback = 0
-        channels_out = self.channels
-        silence = np.zeros((self.channels, CHUNK_SAMPLES), np.float32)
-        stable = 0
-        for _ in range(400):
-            out = self._feed(silence, automate=False)
-            fed += CHUNK_SAMPLES
-            returned += out.shape[1]
-            if out.shape[1]:
-                channels_out = int(out.shape[0])
-            if fed - returned > holdback:
-                holdback, stable = fed - returned, 0
-            elif returned:
-                stable += 1
-                if stable >= 4:
-                    break
-        self._board.reset()
-        return channels_out, holdback
-
-    def anchor_to_timeline(self, lag_samples: int) -> None:
-        """The stage's input lags the session timeline by ``lag_samples`` (for automation)."""
-        self._lag = lag_samples
-
-    def _feed(self, chunk: np.ndarray, automate: bool = True) -> np.ndarray:
-        if not self._automation:
-            return np.asarray(self._board(chunk, self.sample_rate, reset=False))
-        plugin = self._board[0]
-        outs = []
-        for i in range(0, chunk.shape[1], INSERT_CONTROL_INTERVAL):
-            if automate:
-                timeline = self._fed + i - self._lag
-                for name, lane in self._automation.items():
-                    setattr(plugin, name, float(lane.values(timeline, 1)[0]))
-            piece = np.ascontiguousarray(chunk[:, i : i + INSERT_CONTROL_INTERVAL])
-            outs.append(self._board(piece, self.sample_rate, reset=False))
-        if automate:
-            self._fed += chunk.shape[1]
-        outs = [o for o in outs if o.shape[1]]
-        return np.concatenate(outs, axis=1) if outs else np.zeros((self.channels, 0), np.float32)
-
-    def __call__(self, block: np.ndarray) -> np.ndarray:
-        x = block.astype(np.float32)
-        if self._pending_in.shape[1]:
-            x = np.concatenate([self._pending_in, x], axis=1)
-        full = x.shape[1] - x.shape[1] % CHUNK_SAMPLES
-        outs = [self._pending_out]
-        for i in range(0, full, CHUNK_SAMPLES):
-            chunk = np.ascontiguousarray(x[:, i : i + CHUNK_SAMPLES])
-            out = self._feed(chunk)
-            if out.shape[1]:
-                outs.append(out)
-        self._pending_in = x[:, full:]
-        y = np.concatenate(outs, axis=1) if len(outs) > 1 else outs[0]
-        n = block.shape[1]
-        if y.shape[1] < n:
-            raise RenderError(
-                f"{self.where}: plug-in latency changed while rendering "
-                f"(measured {self.holdback_samples} samples when probed)"
-            )
-        self._pending_out = y[:, n:]
-        return y[:, :n]
-
-
-class InsertChain:
-    """An ordered chain of inserts on one route, streamed block by block.
-
-    Consecutive pedalboard plug-ins form one stage fed in fixed chunks; stemprint's own
-    processors run between them on any block size.
-
-    Parameters
-    ----------
-    specs
-        The validated inserts, in processing order.
-    sample_rate
-        Render sample rate in Hz.
-    channels
-        Channel count of the input (1 or 2).
-
-    Attributes
-    ----------
-    latency_samples
-        Fixed delay of the output relative to the input, in samples: per pedalboard stage
-        ``CHUNK_SAMPLES`` plus the plug-ins' own hold-back (measured by probing with silence),
-        plus every latency the inserts declare (``latency_samples:``).
-    output_channels
-        Channel count the chain produces (a hosted plug-in may turn mono into stereo).
-    """
-
-    def __init__(
-        self,
-        specs: Sequence[InsertSpec],
-        sample_rate: int,
-        channels: int,
-        automation: dict[int, dict[str, Any]] | None = None,
-    ) -> None:
-        self.specs = list(specs)
-        automation = automation or {}
-        # (insert index of a native stage or None for a pedalboard group, stage)
-        self.stages: list[tuple[int | None, Any]] = []
-        self.input_latency_samples: dict[int, int] = {}
-        latency = 0
-        current = channels
-        group: list[tuple[int, InsertSpec]] = []
-
-        def flush() -> None:
-            """Turn the pending consecutive pedalboard plug-ins into one stage."""
-            nonlocal latency, current, group
-            if not group:
-                return
-            stage = _PedalboardStage([s for _, s in group], sample_rate, current)
-            self.stages.append((None, stage))
-            # Inside one pedalboard stage the plug-ins are compensated together.
-            for i, _ in group:
-                self.input_latency_samples[i] = latency
-            latency += stage.latency_samples + sum(s.declared_latency_samples for _, s in group)
-            current = stage.output_channels
-            group = []
-
-        for index, spec in enumerate(self.specs):
-            if spec.native:
-                flush()
-                self.input_latency_samples[index] = latency
-                self.stages.append((index, spec.build(sample_rate)))
-                latency += spec.declared_latency_samples
-            elif index in automation:
-                # An automated plug-in gets a stage of its own (fed at the control rate).
-                flush()
-                own = _PedalboardStage([spec], sample_rate, current, automation[index])
-                self.stages.append((-1 - index, own))
-                self.input_latency_samples[index] = latency
-                latency += own.latency_samples + spec.declared_latency_samples
-                current = own.output_channels
-            else:
-                group.append((index, spec))
-        flush()
-        self.latency_samples = latency
-        self.output_channels = current
-
-    def anchor_to_timeline(self, input_lag_samples: int) -> None:
-        """Tell control-rate processors how far this chain's input lags the session timeline.
-
-        Their control grids are then anchored to the timeline, so that latency compensation
-        upstream changes when they run, never what they output.
-        """
-        for index, stage in self.stages:
-            if index is not None and hasattr(stage, "anchor_to_timeline"):
-                insert = index if index >= 0 else -1 - index  # automated stages: -1 - index
-                stage.anchor_to_timeline(input_lag_samples + self.input_latency_samples[insert])
-
-    def process(self, block: np.ndarray, keys: dict[int, np.ndarray] | None = None) -> np.ndarray:
-        """Process one block.
-
-        Parameters
-        ----------
-        block
-            ``(channels, n)`` float64.
-        keys
-            Sidechain key blocks by insert index, already aligned with that insert's input.
-
-        Returns
-        -------
-        numpy.ndarray
-            ``(output_channels, n)`` float64: the chain's output, ``latency_samples`` late.
-        """
-        x = block
-        for index, stage in self.stages:
-            if index is not None and isinstance(stage, _SidechainStage):
-                x = stage(np.asarray(x, dtype=np.float64), (keys or {}).get(index))
-            else:
-                x = stage(x)
-        return np.asarray(x, dtype=np.float64)
-
-
-def measure_latency(
-    specs: Sequence[InsertSpec],
-    sample_rate: int,
-    channels: int,
-    level_db: float = -30.0,
-    max_lag_samples: int | None = None,
-) -> int | None:
-    """Measure how late a chain's output really is, by cross-correlating a noise burst.
-
-    The chain is built afresh, fed a burst of white noise at ``level_db`` (low, so dynamics
-    processors stay linear) and silence after it, and the lag that maximises the
-    cross-correlation between input and output is the measured latency, after subtracting the
-    latency the chain reports (``InsertChain.latency_samples``). Zero means the reported latency is
-    right; a plug-in that reports its latency wrong shows the error here.
-
-    Parameters
-    ----------
-    specs
-        The chain's inserts.
-    sample_rate
-        Hz.
-    channels
-        Input channels.
-    level_db
-        Burst level in dBFS.
-    max_lag_samples
-        Largest error searched for (default: one second).
-
-    Returns
-    -------
-    int or None
-        Measured latency error in samples (output later than reported is positive), or ``None``
-        when the output does not correlate with the input (a reverb, a pitch shifter, silence).
-    """
-    chain = InsertChain(specs, sample_rate, channels)
-    max_lag = max_lag_samples if max_lag_samples is not None else sample_rate
-    burst_length = 8192
-    rng = np.random.default_rng(1770)
-    burst = rng.uniform(-1.0, 1.0, (channels, burst_length)) * 10 ** (level_db / 20)
-    total = chain.latency_samples + burst_length + 2 * max_lag
-    total += -total % 1024
-    signal = np.zeros((channels, total))
-    signal[:, max_lag : max_lag + burst_length] = burst
-    outputs = [chain.process(signal[:, i : i + 1024]) for i in range(0, total, 1024)]
-    output = np.concatenate(outputs, axis=1)[:, chain.latency_samples :]
-    x = signal[0, : output.shape[1]]
-    y = output[0]
-    if not np.any(y):
-        return None
-    size = 1 << int(np.ceil(np.log2(2 * x.size)))
-    correlation = np.fft.irfft(np.fft.rfft(y, size) * np.conj(np.fft.rfft(x, size)), size)
-    lags = np.concatenate([correlation[: max_lag + 1], correlation[-max_lag:]])
-    best = int(np.argmax(np.abs(lags)))
-    peak = float(np.abs(lags[best]))
-    # Correlation coefficient at the best lag: below 0.5 the chain does not preserve the signal.
-    if peak < 0.5 * float(np.sqrt(np.sum(x * x) * np.sum(y * y))):
-        return None
-    return best if best <= max_lag else best - 2 * max_lag - 1

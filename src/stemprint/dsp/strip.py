@@ -15,18 +15,6 @@ import math
 import numpy as np
 
 
-def db_to_linear(gain_db: float) -> float:
-    """Amplitude ratio of a gain in dB (``10 ** (gain_db / 20)``)."""
-    return float(10.0 ** (gain_db / 20.0))
-
-
-def linear_to_db(gain_linear: float, floor_db: float = -math.inf) -> float:
-    """Gain in dB of an amplitude ratio; ``floor_db`` for zero."""
-    if gain_linear <= 0:
-        return floor_db
-    return max(20.0 * math.log10(gain_linear), floor_db)
-
-
 def pan_gains(pan: float, channels: int) -> tuple[float, float]:
     """Left and right gains of the contract's pan law for a ``channels``-channel source.
 

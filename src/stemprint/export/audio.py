@@ -1,7 +1,7 @@
 """Streaming audio file writer: quantization, dither, over counting, peaks.
 
 stemprint quantizes integer formats itself instead of leaving it to libsndfile, because
-libsndfile clips silently (``shared/reference/libraries.md``): here every sample that would
+libsndfile clips silently (measured): here every sample that would
 clip is counted before it is clipped, and the count goes into the manifest.
 
 Scaling: full scale is ``2**(bits-1)``; a float sample ``x`` becomes ``round(x·2**(bits-1) + d)``
@@ -12,19 +12,35 @@ libsndfile gives ``q / 2**(bits-1)`` exactly.
 
 from __future__ import annotations
 
-import math
 import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
+
+from stemprint.units import amplitude_to_db
 
 BitDepth = Literal["16", "24", "32", "32f"]
 Dither = Literal["auto", "none", "tpdf"]
 
 SUBTYPES: dict[str, str] = {"16": "PCM_16", "24": "PCM_24", "32": "PCM_32", "32f": "FLOAT"}
+
+
+SFC_SET_ADD_PEAK_CHUNK = 0x1050
+"""libsndfile command (sndfile.h): whether float WAV/AIFF files get a PEAK chunk."""
+
+
+def _drop_peak_chunk(handle: object) -> None:
+    """Write no PEAK chunk: libsndfile stamps it with the wall-clock time, so two identical
+    renders of a float file would differ in bytes (and in SHA-256). The peaks are in the
+    manifest instead. Must be called before the first sample is written."""
+    import soundfile as sf
+
+    snd: Any = sf._snd
+    ffi: Any = sf._ffi
+    snd.sf_command(getattr(handle, "_file"), SFC_SET_ADD_PEAK_CHUNK, ffi.NULL, 0)  # noqa: B009
 
 
 @dataclass
@@ -51,7 +67,7 @@ class WriteStats:
     @property
     def peak_dbfs(self) -> float:
         """Sample peak in dBFS (``-inf`` for silence), before quantization."""
-        return 20 * math.log10(self.peak_linear) if self.peak_linear > 0 else -math.inf
+        return amplitude_to_db(self.peak_linear)
 
 
 class AudioWriter:
@@ -129,6 +145,8 @@ class AudioWriter:
                 field="delivery.format / --bit-depth",
                 fix="FLAC takes 16 or 24 bit; WAV and AIFF take 16, 24, 32 and 32f",
             ) from None
+        if self.float_format:
+            _drop_peak_chunk(self._file)
         self.sample_rate = sample_rate
         self.render_sample_rate = render_sample_rate or sample_rate
         self._resampler = None
@@ -279,6 +297,13 @@ class AudioWriter:
         if self.monitor is not None:
             # Exactly what a reader decodes: libsndfile reads PCM as integer / full scale.
             self.monitor(q / scale)
+
+    def close_quietly(self) -> None:
+        """Close after a failure elsewhere, never raising (the file is about to be removed)."""
+        try:
+            self.close()
+        except Exception:  # noqa: BLE001, S110 - best effort while failing
+            pass
 
     def close(self) -> None:
         """Write what is pending (up to the length set), flush the resampler, finish the file."""

@@ -1,5 +1,5 @@
 """What a render prints: the delivery (presets, stems, tap points, returns, alternate mixes,
-multitracks) resolved into output taps on the compiled graph.
+multitracks) resolved into output taps on the compiled graph, and what sums to what.
 
 A stem is defined by a set of *tracks* (a bus in a stem definition stands for every track that
 outputs into it) and the master inputs it *owns*. Its file is the sum, over the owned master
@@ -8,7 +8,13 @@ tracks of several stems, it is rendered once per stem from that stem's tracks, i
 (``render.engine`` instances): with linear inserts the stems still sum to the mix; where a split
 bus has non-linear inserts (a compressor) the manifest says so.
 
-Presets (sources in ``shared/reference/delivery-specs.md``; README):
+Sum relations (:class:`SumRelation`, the manifest's ``sums``): the post-fader stems, when every
+stem is one, sum to the premaster (exactly, unless a stem splits a bus with non-linear inserts;
+against the mix when the master does not process); stems through the master sum to the mix
+exactly only when every master insert is linear. Nothing else is promised to sum (pre-fader and
+dry stems, multitracks, alternate mixes), and the verification says so.
+
+Presets (the delivery conventions each follows are listed in the README):
 
 ==============  ==============================================================================
 ``mastering``   post-fader stems, returns separate, 24-bit, stem peaks checked against −3 dBFS
@@ -24,13 +30,13 @@ from __future__ import annotations
 
 import fnmatch
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Literal
 
 from stemprint.errors import SessionError
-from stemprint.graph.compile import Node, RenderGraph
+from stemprint.graph.types import Node, RenderGraph
 from stemprint.model.load import LoadedSession
-from stemprint.model.session import MASTER, Delivery, StemDef, TailPolicy
+from stemprint.model.session import Delivery, StemDef, TailPolicy
 
 OutputRole = Literal["mix", "premaster", "stem", "alt_mix", "track"]
 OutputKind = Literal["master_out", "master_in", "contribution", "pre_sum", "track_source", "post"]
@@ -56,7 +62,12 @@ LINEAR_TYPES = frozenset(
     }
 )  # fmt: skip
 
-VOCAL_PATTERN = re.compile(r"vox|vocal|voice|vocs|lead ?v", re.IGNORECASE)
+VOCAL_PATTERN = re.compile(
+    r"vox|vocal|voice|vocs|lead ?v|\bb(?:g|ack(?:ing)?) ?v|\bbvs?\b|choir|harmon",
+    re.IGNORECASE,
+)
+"""Route names that look like a vocal (``Lead Vox``, ``BGV``, ``BVs``, ``Backing Vocals``,
+``Choir``, ``Harmonies``): the ``sync`` preset leaves them out of the instrumental."""
 
 
 @dataclass(frozen=True)
@@ -121,15 +132,43 @@ class OutputSpec:
     channels: int = 2
     nonlinear_splits: tuple[str, ...] = ()
     sums_to_premaster: bool = False
+    """A stem of a set that sums exactly to the master's input (manifest role ``stem``)."""
 
 
-@dataclass
+@dataclass(frozen=True)
+class SumRelation:
+    """Outputs that sum, at unity, to another output of the same render.
+
+    Attributes
+    ----------
+    name
+        What sums (``stems``, ``stems via master``).
+    parts
+        Output keys summed.
+    reference
+        Output key of what they sum to.
+    exact
+        The sum equals the reference to the sample (the null test decides the verdict);
+        ``False``: informational (measured and reported, never failing).
+    why
+        One sentence: why it sums, or why only approximately.
+    """
+
+    name: str
+    parts: tuple[str, ...]
+    reference: str
+    exact: bool
+    why: str
+
+
+@dataclass(frozen=True)
 class OutputPlan:
-    """Every output of a render and the delivery it came from."""
+    """Every output of a render, what sums to what, and the delivery it came from."""
 
     delivery: ResolvedDelivery
-    outputs: list[OutputSpec]
-    warnings: list[str] = field(default_factory=list)
+    outputs: tuple[OutputSpec, ...]
+    sums: tuple[SumRelation, ...] = ()
+    warnings: tuple[str, ...] = ()
 
 
 def resolve_delivery(delivery: Delivery, tail_seconds: float) -> ResolvedDelivery:
@@ -161,30 +200,23 @@ def resolve_delivery(delivery: Delivery, tail_seconds: float) -> ResolvedDeliver
 
 
 class _Routing:
-    """Route look-ups on the compiled graph: feeders, returns, pattern matching."""
+    """The graph's routing (``graph.routing``) plus what the delivery needs: name patterns,
+    and which split buses are not linear."""
 
     def __init__(self, graph: RenderGraph, loaded: LoadedSession) -> None:
         self.graph = graph
         self.loaded = loaded
         self.nodes = graph.by_key
-        self.audible_tracks = frozenset(
-            n.key for n in graph.nodes if n.kind == "track" and n.audible
-        )
+        self.routing = graph.routing
+        self.audible_tracks = graph.audible_tracks
 
     def output_feeders(self, key: str) -> frozenset[str]:
         """Audible tracks whose audio reaches ``key`` through outputs only (not sends)."""
-        node = self.nodes[key]
-        if node.kind == "track":
-            return frozenset({key}) & self.audible_tracks
-        found: set[str] = set()
-        for edge in node.inputs:
-            if edge.kind == "output":
-                found |= self.output_feeders(edge.source)
-        return frozenset(found)
+        return self.routing.tracks_reaching(key, False)
 
     def is_return(self, key: str) -> bool:
         """A bus fed by at least one send."""
-        return any(e.kind == "send" for e in self.nodes[key].inputs)
+        return self.routing.is_return(key)
 
     def match(self, pattern: str, where: str) -> list[str]:
         """Node keys of tracks and buses matching a name or pattern (``track:``/``bus:`` ok)."""
@@ -216,41 +248,25 @@ class _Routing:
 
     def nonlinear_splits(self, tracks: frozenset[str], owned: tuple[str, ...]) -> tuple[str, ...]:
         """Buses on the way to ``owned`` that ``tracks`` would split and that are not linear."""
-        found: list[str] = []
-        seen: set[str] = set()
-
-        def all_feeders(key: str) -> frozenset[str]:
+        found = []
+        for key in self.routing.in_order({k for o in owned for k in self.routing.upstream(o)}):
             node = self.nodes[key]
-            if node.kind == "track":
-                return frozenset({key}) & self.audible_tracks
-            out: set[str] = set()
-            for edge in node.inputs:
-                out |= all_feeders(edge.source)
-            return frozenset(out)
-
-        def visit(key: str) -> None:
-            if key in seen:
-                return
-            seen.add(key)
-            node = self.nodes[key]
-            feeders = all_feeders(key)
+            feeders = self.routing.tracks_reaching(key)
             share = feeders & tracks
-            if node.kind != "track" and share and share != feeders:
-                if any(s.type not in _linear_types(s) for s in node.inserts):
-                    found.append(node.name)
-            for edge in node.inputs:
-                visit(edge.source)
-
-        for key in owned:
-            visit(key)
+            if node.kind != "track" and share and share != feeders and not is_linear(node):
+                found.append(node.name)
         return tuple(found)
 
 
-def _linear_types(spec: object) -> frozenset[str]:
-    # A keyed sidechain compressor is linear in its main input.
-    if getattr(spec, "type", "") == "sidechain_compressor" and getattr(spec, "sidechain", None):
-        return LINEAR_TYPES | {"sidechain_compressor"}
-    return LINEAR_TYPES
+def is_linear(node: Node) -> bool:
+    """Every insert of ``node`` is linear in its input (superposition holds through it).
+
+    A sidechain compressor keyed from another route is linear in its main input.
+    """
+    return all(
+        spec.type in LINEAR_TYPES or (spec.type == "sidechain_compressor" and spec.sidechain)
+        for spec in node.inserts
+    )
 
 
 def plan_outputs(
@@ -259,7 +275,7 @@ def plan_outputs(
     delivery: ResolvedDelivery,
     premaster: str = "auto",
 ) -> OutputPlan:
-    """Resolve the session's delivery into output taps.
+    """Resolve the session's delivery into output taps and their sum relations.
 
     Raises
     ------
@@ -268,45 +284,57 @@ def plan_outputs(
         outside every stem (the stems would not sum to the mix), two outputs with one name.
     """
     routing = _Routing(graph, loaded)
-    master = graph.master
     warnings: list[str] = []
-    outputs: list[OutputSpec] = [
-        OutputSpec("mix", "mix", "Mix", "master_out", tap_point="master",
-                   routes=tuple(n.key for n in graph.nodes[:-1]))
-    ]  # fmt: skip
-    master_processes = bool(master.inserts) or master.gain_linear != 1.0
-    if premaster == "always" or (premaster == "auto" and master_processes):
+    everything = tuple(n.key for n in graph.nodes[:-1])
+    outputs = [OutputSpec("mix", "mix", "Mix", "master_out", tap_point="master", routes=everything)]
+    if premaster == "always" or (premaster == "auto" and _processes(graph.master)):
         outputs.append(
             OutputSpec("premaster", "premaster", "Mix (pre-master)", "master_in",
-                       tap_point="master", routes=tuple(n.key for n in graph.nodes[:-1]))
+                       tap_point="master", routes=everything)
         )  # fmt: skip
-    master_inputs = [e.source for e in master.inputs]
-
-    if delivery.stems:
-        stems = _stem_outputs(loaded, graph, routing, delivery, master_inputs, warnings)
-        outputs += stems
+    stems = _stem_outputs(loaded, graph, routing, delivery, warnings) if delivery.stems else []
+    outputs += stems
     for name, tracks in _mixes(loaded, routing, delivery, warnings):
         outputs.append(
             OutputSpec(f"mix:{name}", "alt_mix", name, "master_out", tracks=tracks,
                        routes=tuple(sorted(tracks)), tap_point="master")
         )  # fmt: skip
-    if delivery.multitrack:
-        nodes = graph.by_key
-        for track in loaded.session.tracks:  # session order, as a person reads it
-            node = nodes[f"track:{track.name}"]
-            if not node.audible:
-                continue
-            if delivery.multitrack == "dry":
-                outputs.append(
-                    OutputSpec(f"track:{node.name}", "track", node.name, "track_source",
-                               routes=(node.key,), tap_point="dry", channels=node.channels)
-                )  # fmt: skip
-            else:
-                outputs.append(
-                    OutputSpec(f"track:{node.name}", "track", node.name, "post",
-                               routes=(node.key,), tap_point="post_fader")
-                )  # fmt: skip
-    seen: dict[str, str] = {}
+    outputs += _multitrack(loaded, graph, delivery)
+    _check_unique(loaded, outputs)
+    sums = _sum_relations(graph, outputs, stems)
+    return OutputPlan(delivery, tuple(outputs), sums, tuple(warnings))
+
+
+def _processes(master: Node) -> bool:
+    return bool(master.inserts) or master.gain_linear != 1.0
+
+
+def _multitrack(
+    loaded: LoadedSession, graph: RenderGraph, delivery: ResolvedDelivery
+) -> list[OutputSpec]:
+    """Every audible track on its own file, in session order (as a person reads it)."""
+    if not delivery.multitrack:
+        return []
+    outputs = []
+    for track in loaded.session.tracks:
+        node = graph.by_key[f"track:{track.name}"]
+        if not node.audible:
+            continue
+        if delivery.multitrack == "dry":
+            outputs.append(
+                OutputSpec(f"track:{node.name}", "track", node.name, "track_source",
+                           routes=(node.key,), tap_point="dry", channels=node.channels)
+            )  # fmt: skip
+        else:
+            outputs.append(
+                OutputSpec(f"track:{node.name}", "track", node.name, "post",
+                           routes=(node.key,), tap_point="post_fader")
+            )  # fmt: skip
+    return outputs
+
+
+def _check_unique(loaded: LoadedSession, outputs: list[OutputSpec]) -> None:
+    seen: set[str] = set()
     for spec in outputs:
         if spec.key in seen:
             raise SessionError(
@@ -315,23 +343,54 @@ def plan_outputs(
                 field="stems/mixes",
                 fix="give every stem and mix its own name",
             )
-        seen[spec.key] = spec.name
-    return OutputPlan(delivery, outputs, warnings)
+        seen.add(spec.key)
 
 
-def _stem_outputs(
+def _sum_relations(
+    graph: RenderGraph, outputs: list[OutputSpec], stems: list[OutputSpec]
+) -> tuple[SumRelation, ...]:
+    """What sums to what in this render (module header)."""
+    keys = {o.key for o in outputs}
+    wet = [s for s in stems if s.tap_point != "dry"]
+    if wet and all(s.kind == "contribution" for s in wet):
+        parts = tuple(s.key for s in wet)
+        nonlinear = sorted({b for s in wet for b in s.nonlinear_splits})
+        if "premaster" in keys:
+            reference, exact, why = "premaster", True, "post-fader stems sum to the master's input"
+        elif not _processes(graph.master):
+            reference, exact, why = "mix", True, "post-fader stems sum to the mix (the master "
+            "bus does not process)"
+        else:
+            reference, exact, why = "mix", False, "no premaster was written, so the stems are "
+            "compared with the mix through the master bus's processing"
+        if nonlinear:
+            exact = False
+            why = f"the stems split {', '.join(nonlinear)}, whose inserts are not linear"
+        return (SumRelation("stems", parts, reference, exact, why),)
+    if wet and all(s.tap_point == "via_master" for s in wet):
+        linear = is_linear(graph.master)
+        why = (
+            "each stem went through the master bus alone; its inserts are linear"
+            if linear
+            else "each stem went through the master bus alone; its processing is not linear, "
+            "so the sum differs from the mix"
+        )
+        parts = tuple(s.key for s in wet)
+        return (SumRelation("stems via master", parts, "mix", linear, why),)
+    return ()
+
+
+def _stem_definitions(
     loaded: LoadedSession,
     graph: RenderGraph,
     routing: _Routing,
     delivery: ResolvedDelivery,
-    master_inputs: list[str],
-    warnings: list[str],
-) -> list[OutputSpec]:
+) -> list[tuple[str, frozenset[str], tuple[str, ...], str, tuple[str, ...]]]:
+    """``(name, tracks, owned master inputs, tap point, listed routes)`` of every stem."""
     session = loaded.session
     nodes = graph.by_key
-    definitions: list[tuple[str, frozenset[str], tuple[str, ...], str, tuple[str, ...]]] = []
-    # (name, tracks, owned master inputs, tap point, listed routes)
-    stem_defs: list[StemDef] | None
+    master_inputs = [e.source for e in graph.master.inputs]
+    stem_defs: list[StemDef] | None = session.stems
     if session.stems is None and delivery.returns == "split":
         # One stem per route that outputs to the master, returns aside: each carries its share.
         stem_defs = [
@@ -339,79 +398,113 @@ def _stem_outputs(
             for k in master_inputs
             if not routing.is_return(k)
         ]
-    else:
-        stem_defs = session.stems
     if stem_defs is None:
-        # The contract's default: one stem per route that outputs to the master.
-        for stem in graph.stems:
-            # The route as it plays: every track that reaches it, through outputs or sends.
-            tracks = frozenset(stem.routes) & routing.audible_tracks
-            definitions.append((stem.name, tracks, (stem.route,), delivery.tap, (stem.route,)))
-    else:
-        owner: dict[str, str] = {}
-        returns = [k for k in master_inputs if routing.is_return(k)]
-        for index, stem_def in enumerate(stem_defs):
-            where = f"stems[{index}].routes"
-            tracks = routing.tracks_of(stem_def.routes, where)
-            listed = tuple(k for p in stem_def.routes for k in routing.match(p, where))
-            for track in sorted(tracks):
-                if track in owner:
-                    raise SessionError(
-                        f"track {nodes[track].name!r} is in two stems: {owner[track]!r} and "
-                        f"{stem_def.name!r}",
-                        file=str(loaded.path),
-                        field=where,
-                        fix="put every track in one stem only, or the stems would not sum "
-                        "to the mix",
-                    )
-                owner[track] = stem_def.name
-            if delivery.returns == "split":
-                owned = tuple(master_inputs)
-            else:
-                owned = tuple(
-                    k for k in master_inputs
-                    if not routing.is_return(k) and routing.output_feeders(k) & tracks
-                )  # fmt: skip
-            definitions.append((stem_def.name, tracks, owned, stem_def.tap or delivery.tap, listed))
-        reaching: set[str] = set()
+        # The contract's default: one stem per route that outputs to the master, as it plays
+        # (every track that reaches it, through outputs or sends).
+        return [
+            (s.name, frozenset(s.routes) & routing.audible_tracks, (s.route,), delivery.tap,
+             (s.route,))
+            for s in graph.stems
+        ]  # fmt: skip
+    definitions = []
+    owner: dict[str, str] = {}
+    for index, stem_def in enumerate(stem_defs):
+        where = f"stems[{index}].routes"
+        tracks = routing.tracks_of(stem_def.routes, where)
+        listed = tuple(k for p in stem_def.routes for k in routing.match(p, where))
+        _claim(loaded, graph, owner, tracks, stem_def.name, where)
+        if delivery.returns == "split":
+            owned = tuple(master_inputs)
+        else:
+            owned = tuple(
+                k for k in master_inputs
+                if not routing.is_return(k) and routing.output_feeders(k) & tracks
+            )  # fmt: skip
+        definitions.append((stem_def.name, tracks, owned, stem_def.tap or delivery.tap, listed))
+    _check_complete(loaded, graph, routing, delivery, owner)
+    if delivery.returns == "separate":
         for key in master_inputs:
-            if delivery.returns == "split" or not routing.is_return(key):
-                reaching |= routing.output_feeders(key)
-        missing = sorted(nodes[k].name for k in reaching - set(owner))
-        if missing:
-            raise SessionError(
-                f"tracks reach the master outside every stem: {', '.join(missing)}",
-                file=str(loaded.path),
-                field="stems",
-                fix="add them to a stem (the stems would not sum to the mix otherwise)",
-            )
-        if delivery.returns == "separate":
-            for key in returns:
-                tracks = frozenset(k for k in routing.audible_tracks)
+            if routing.is_return(key):
+                tracks = routing.audible_tracks
                 definitions.append((nodes[key].name, tracks, (key,), delivery.tap, (key,)))
+    return definitions
+
+
+def _claim(
+    loaded: LoadedSession,
+    graph: RenderGraph,
+    owner: dict[str, str],
+    tracks: frozenset[str],
+    stem: str,
+    where: str,
+) -> None:
+    """Give ``tracks`` to ``stem``; a track in two stems is an error."""
+    for track in sorted(tracks):
+        if track in owner:
+            raise SessionError(
+                f"track {graph.by_key[track].name!r} is in two stems: {owner[track]!r} and "
+                f"{stem!r}",
+                file=str(loaded.path),
+                field=where,
+                fix="put every track in one stem only, or the stems would not sum to the mix",
+            )
+        owner[track] = stem
+
+
+def _check_complete(
+    loaded: LoadedSession,
+    graph: RenderGraph,
+    routing: _Routing,
+    delivery: ResolvedDelivery,
+    owner: dict[str, str],
+) -> None:
+    """Every track that reaches the master (outside the separate returns) is in a stem."""
+    reaching: set[str] = set()
+    for edge in graph.master.inputs:
+        if delivery.returns == "split" or not routing.is_return(edge.source):
+            reaching |= routing.output_feeders(edge.source)
+    missing = sorted(graph.by_key[k].name for k in reaching - set(owner))
+    if missing:
+        raise SessionError(
+            f"tracks reach the master outside every stem: {', '.join(missing)}",
+            file=str(loaded.path),
+            field="stems",
+            fix="add them to a stem (the stems would not sum to the mix otherwise)",
+        )
+
+
+def _stem_outputs(
+    loaded: LoadedSession,
+    graph: RenderGraph,
+    routing: _Routing,
+    delivery: ResolvedDelivery,
+    warnings: list[str],
+) -> list[OutputSpec]:
+    definitions = _stem_definitions(loaded, graph, routing, delivery)
+    taps = {d[3] for d in definitions}
+    every_post_fader = taps == {"post_fader"}
+    master_inputs = tuple(e.source for e in graph.master.inputs)
     outputs: list[OutputSpec] = []
     for name, tracks, owned, tap, listed in definitions:
-        taps = [tap] + (["dry"] if delivery.wet_and_dry and tap != "dry" else [])
-        for tap_point in taps:
-            suffix = " (dry)" if delivery.wet_and_dry and tap_point == "dry" else ""
-            stem_name = name + suffix
+        for tap_point in [tap] + (["dry"] if delivery.wet_and_dry and tap != "dry" else []):
+            stem_name = name + (" (dry)" if delivery.wet_and_dry and tap_point == "dry" else "")
             nonlinear = routing.nonlinear_splits(tracks, owned)
             if tap_point in ("post_fader", "dry"):
                 spec = OutputSpec(
                     f"stem:{stem_name}", "stem", stem_name, "contribution", tracks=tracks,
-                    dry=tap_point == "dry", owned=owned, routes=_routes(graph, tracks, owned),
-                    tap_point=tap_point, nonlinear_splits=nonlinear,
-                    sums_to_premaster=tap_point == "post_fader" and not nonlinear,
+                    dry=tap_point == "dry", owned=owned,
+                    routes=graph.routing.path(tracks, owned), tap_point=tap_point,
+                    nonlinear_splits=nonlinear,
+                    sums_to_premaster=every_post_fader and tap_point == "post_fader"
+                    and not nonlinear,
                 )  # fmt: skip
             elif tap_point == "pre_fader":
-                spec = OutputSpec(
-                    f"stem:{stem_name}", "stem", stem_name, "pre_sum", routes=listed,
-                    tap_point=tap_point,
-                )  # fmt: skip
+                spec = OutputSpec(f"stem:{stem_name}", "stem", stem_name, "pre_sum",
+                                  routes=listed, tap_point=tap_point)  # fmt: skip
             else:  # via_master
                 spec = OutputSpec(
                     f"stem:{stem_name}", "stem", stem_name, "master_out", tracks=tracks,
-                    routes=_routes(graph, tracks, tuple(master_inputs)), tap_point=tap_point,
+                    routes=graph.routing.path(tracks, master_inputs), tap_point=tap_point,
                 )  # fmt: skip
             if nonlinear and tap_point == "post_fader":
                 warnings.append(
@@ -420,26 +513,6 @@ def _stem_outputs(
                 )
             outputs.append(spec)
     return outputs
-
-
-def _routes(graph: RenderGraph, tracks: frozenset[str], owned: tuple[str, ...]) -> tuple[str, ...]:
-    """Every node on the way from ``tracks`` to the owned master inputs, in graph order."""
-    nodes = graph.by_key
-    keep: set[str] = set()
-
-    def reaches(key: str) -> bool:
-        node: Node = nodes[key]
-        if node.kind == "track":
-            ok = key in tracks
-        else:
-            ok = any([reaches(e.source) for e in node.inputs])
-        if ok:
-            keep.add(key)
-        return ok
-
-    for key in owned:
-        reaches(key)
-    return tuple(n.key for n in graph.nodes if n.key in keep and n.key != MASTER)
 
 
 def _mixes(
@@ -465,7 +538,8 @@ def _mixes(
         ]  # fmt: skip
         if not vocal_routes:
             warnings.append(
-                "sync preset: no route looks like a vocal (vox, vocal, voice): no instrumental "
+                "sync preset: no route looks like a vocal (vox, vocal, voice, BGV, BVs, choir): "
+                "no instrumental "
                 "or a cappella mix; declare them under `mixes:`"
             )
             return mixes
@@ -485,9 +559,8 @@ def _mixes(
     return mixes
 
 
-def default_outputs(graph: RenderGraph) -> list[OutputSpec]:
+def default_outputs(graph: RenderGraph) -> tuple[OutputSpec, ...]:
     """The contract's outputs: the mix, the master input, one stem per master input route."""
-    audible = frozenset(n.key for n in graph.nodes if n.kind == "track" and n.audible)
     everything = tuple(n.key for n in graph.nodes[:-1])
     outputs = [
         OutputSpec("mix", "mix", "Mix", "master_out", tap_point="master", routes=everything),
@@ -495,9 +568,9 @@ def default_outputs(graph: RenderGraph) -> list[OutputSpec]:
                    tap_point="master", routes=everything),
     ]  # fmt: skip
     for stem in graph.stems:
-        tracks = frozenset(stem.routes) & audible
+        tracks = frozenset(stem.routes) & graph.audible_tracks
         outputs.append(
             OutputSpec(f"stem:{stem.name}", "stem", stem.name, "contribution", tracks=tracks,
-                       owned=(stem.route,), routes=tuple(stem.routes), sums_to_premaster=True)
+                       owned=(stem.route,), routes=stem.routes, sums_to_premaster=True)
         )  # fmt: skip
-    return outputs
+    return tuple(outputs)

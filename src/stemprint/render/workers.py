@@ -31,7 +31,8 @@ from stemprint import errors
 from stemprint.errors import RenderError
 
 if TYPE_CHECKING:
-    from stemprint.render.engine import InstanceKey, Renderer, _Instance
+    from stemprint.render.plan import Instance, InstanceKey
+    from stemprint.render.runner import BlockRunner
     from stemprint.render.sources import ClipReader
 
 SignalKey = tuple[str, "InstanceKey", int]
@@ -48,8 +49,8 @@ class TrackWorker:
 
     Parameters
     ----------
-    renderer
-        The built renderer (forked: the worker uses its own copy of the plug-in state).
+    runner
+        The render's block runner (forked: the worker uses its own copy of the plug-in state).
     tracks
         Track node keys this worker renders, with every instance of each.
     instances
@@ -62,18 +63,18 @@ class TrackWorker:
 
     def __init__(
         self,
-        renderer: Renderer,
+        runner: BlockRunner,
         tracks: list[str],
-        instances: list[_Instance],
+        instances: list[Instance],
         shipped: list[SignalKey],
         slots: int,
     ) -> None:
-        self.renderer = renderer
+        self.runner = runner
         self.tracks = tracks
         self.instances = instances
         self.shipped = shipped
         self.slots = slots
-        n = renderer.block_size
+        n = runner.block_size
         self._offsets: list[int] = []
         offset = 0
         for _, _, channels in shipped:
@@ -88,7 +89,7 @@ class TrackWorker:
     def views(self, block: int) -> list[np.ndarray]:
         """The shipped signals of ``block``, as views into the shared slot (valid until freed)."""
         base = (block % self.slots) * self.slot_bytes
-        n = self.renderer.block_size
+        n = self.runner.block_size
         return [
             np.frombuffer(self._memory, np.float64, channels * n, base + offset).reshape(
                 channels, n
@@ -101,10 +102,9 @@ class TrackWorker:
     def start(
         self,
         blocks: int,
-        start_sample: int,
         readers: dict[str, list[ClipReader]],
     ) -> None:
-        """Fork the worker; it renders ``blocks`` blocks from ``start_sample``, reading its
+        """Fork the worker; it renders ``blocks`` blocks, reading its
         tracks through its own copies of ``readers`` (not yet opened: each process opens the
         files it reads)."""
         parent, child = socket.socketpair()
@@ -114,7 +114,7 @@ class TrackWorker:
             code = 0
             try:
                 signal.signal(signal.SIGINT, signal.SIG_DFL)
-                self._serve(Connection(child.detach()), blocks, start_sample, readers)
+                self._serve(Connection(child.detach()), blocks, readers)
             except BaseException:  # noqa: BLE001 - the worker must never return into the caller
                 code = 1
             finally:
@@ -125,7 +125,8 @@ class TrackWorker:
 
     def receive(self, block: int) -> list[np.ndarray]:
         """Wait for ``block`` (releases the GIL while waiting); its signals as views."""
-        assert self._conn is not None
+        if self._conn is None:
+            raise RenderError("a render worker was asked for a block before it was started")
         try:
             message = self._conn.recv()
         except (EOFError, OSError):
@@ -135,7 +136,10 @@ class TrackWorker:
             ) from None
         if message[0] == "error":
             raise _rebuild_error(message[1])
-        assert message == ("block", block), (message, block)
+        if message != ("block", block):
+            raise RenderError(
+                f"a render worker sent {message!r} where block {block} was due (a protocol bug)"
+            )
         return self.views(block)
 
     def free(self) -> None:
@@ -168,25 +172,25 @@ class TrackWorker:
         self,
         conn: Connection,
         blocks: int,
-        start_sample: int,
         all_readers: dict[str, list[ClipReader]],
     ) -> None:
-        renderer = self.renderer
+        runner = self.runner
         readers = {key: all_readers[key] for key in self.tracks}
         try:
             for block in range(blocks):
                 if block >= self.slots:
                     conn.recv_bytes()  # a slot was freed
-                start = start_sample + block * renderer.block_size
                 for key in self.tracks:
-                    renderer._read(key, readers[key], block, start)
+                    runner.read(key, readers[key], block)
                 for instance in self.instances:
-                    renderer._run_instance(instance, block, start)
-                state = renderer._states.pop(block)
+                    runner.run_instance(instance, block)
+                state = runner.release(block)
+                if state is None:
+                    raise RenderError(f"block {block} rendered nothing in a render worker")
                 for (kind, signal_key, _), view in zip(
                     self.shipped, self.views(block), strict=True
                 ):
-                    view[...] = state[kind][signal_key]
+                    view[...] = state.signals(kind)[signal_key]
                 conn.send(("block", block))
         except (EOFError, ConnectionError):
             return  # the render process stopped early (an error, or until-silent)

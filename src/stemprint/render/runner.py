@@ -1,0 +1,291 @@
+"""The block runner: one render's runtime state, and the arithmetic of one unit of one block.
+
+Invariants
+----------
+- One runner per render: it builds every instance's insert chain (its own plug-in state),
+  delay lines and tap delays from a frozen :class:`~stemprint.render.plan.RenderPlan`; a second
+  render builds a second runner, so nothing carries over between renders.
+- Each unit's arithmetic is the same whoever runs it (a thread here, a track worker process):
+  a track's clips are read in timeline order; an instance sums its inputs in the node's edge
+  order, in float64; polarity, inserts, then fader and pan. The output does not depend on the
+  block size, the thread count or the scheduling order.
+- Strip math: ``pre = chain(±input)`` (a dry instance delays by the chain's latency instead);
+  ``post = fader_pan(pre)`` with the contract's pan laws (``dsp.strip``); the master's ``post``
+  is ``pre`` on two channels times its gain.
+- Automation is read on the session timeline: a signal ``L`` samples late at block start ``s``
+  is at timeline sample ``s − L``.
+- An edge with a compensation delay has state (its delay line): it is computed once per block,
+  in block order, whoever asks first, and kept until the block is released; any other edge is
+  computed where it is read.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from stemprint.dsp.automation import gain_db_lane_to_linear, mute_ramp, mute_ramp_samples
+from stemprint.dsp.chain import InsertChain
+from stemprint.dsp.delay import DelayLine
+from stemprint.dsp.strip import fader_pan, fader_pan_automated, to_stereo
+from stemprint.errors import RenderError
+from stemprint.graph.types import Edge, Node, RenderExtent
+from stemprint.render.plan import Instance, InstanceKey, RenderPlan, source_key
+from stemprint.render.sources import ClipReader
+
+
+@dataclass
+class BlockState:
+    """The signals of one block in flight, by instance (``source``: by track)."""
+
+    source: dict[InstanceKey, np.ndarray] = field(default_factory=dict)
+    input: dict[InstanceKey, np.ndarray] = field(default_factory=dict)
+    pre: dict[InstanceKey, np.ndarray] = field(default_factory=dict)
+    post: dict[InstanceKey, np.ndarray] = field(default_factory=dict)
+
+    def signals(self, kind: str) -> dict[InstanceKey, np.ndarray]:
+        """The signals of one kind (``source``, ``input``, ``pre``, ``post``)."""
+        found: dict[InstanceKey, np.ndarray] = getattr(self, kind)
+        return found
+
+
+@dataclass
+class _Strip:
+    """The runtime state of one instance."""
+
+    chain: InsertChain | None = None
+    bypass: DelayLine | None = None  # dry: the chain's latency, without the chain
+    source_delay: DelayLine | None = None  # a track waiting for a late sidechain key
+
+
+class _DelayedEdge:
+    """A delayed edge's signal from one source instance, computed once per block."""
+
+    def __init__(self, edge: Edge) -> None:
+        self.delay = DelayLine(2, edge.delay_samples)
+        self.lock = threading.Lock()
+        self.next_block = 0
+        self.signals: dict[int, np.ndarray] = {}
+
+
+class BlockRunner:
+    """Runs the units of a render block by block (public: the track workers use it too).
+
+    Parameters
+    ----------
+    plan
+        The render plan.
+    block_size
+        Samples per block.
+    extent
+        The timeline part rendered (its start anchors automation and control grids).
+    """
+
+    def __init__(self, plan: RenderPlan, block_size: int, extent: RenderExtent) -> None:
+        self.plan = plan
+        self.graph = plan.graph
+        self.block_size = block_size
+        self.origin = extent.origin_sample
+        self._mute_ramp_samples = mute_ramp_samples(self.graph.sample_rate)
+        self._strips = {key: self._strip(i) for key, i in plan.instances.items()}
+        self._states: dict[int, BlockState] = {}
+        self._states_lock = threading.Lock()
+        self._edges: dict[tuple[int, InstanceKey], _DelayedEdge] = {}
+        self._edges_lock = threading.Lock()
+        self._tap_delays: dict[tuple[str, str], DelayLine] = {}
+
+    def _strip(self, instance: Instance) -> _Strip:
+        node = instance.node
+        strip = _Strip()
+        if node.inserts and instance.dry:
+            if node.chain_latency_samples:
+                strip.bypass = DelayLine(node.channels, node.chain_latency_samples)
+        elif node.inserts:
+            rate = self.graph.sample_rate
+            strip.chain = InsertChain(node.inserts, rate, node.channels, node.insert_automation())
+            strip.chain.anchor_to_timeline(node.input_latency_samples - self.origin)
+        if node.kind == "track" and node.input_latency_samples:
+            strip.source_delay = DelayLine(node.channels, node.input_latency_samples)
+        return strip
+
+    def output_channels(self, instance: Instance) -> int:
+        """Channels of an instance's ``pre`` signal."""
+        chain = self._strips[instance.key].chain
+        return chain.output_channels if chain is not None else instance.node.channels
+
+    # -- block state ---------------------------------------------------------------------------
+
+    def state(self, block: int) -> BlockState:
+        """The signals of one block in flight, created on first use."""
+        with self._states_lock:
+            return self._states.setdefault(block, BlockState())
+
+    def release(self, block: int) -> BlockState | None:
+        """Forget a block's signals (after the taps read them); return them."""
+        with self._states_lock:
+            state = self._states.pop(block, None)
+        for delayed in self._edges.values():
+            delayed.signals.pop(block, None)
+        return state
+
+    def clear(self) -> None:
+        """Drop every block in flight (the render ended or failed)."""
+        self._states.clear()
+        for delayed in self._edges.values():
+            delayed.signals.clear()
+
+    def start_of(self, block: int) -> int:
+        """Timeline sample of block ``block``'s first sample."""
+        return self.origin + block * self.block_size
+
+    # -- units ---------------------------------------------------------------------------------
+
+    def read(self, track: str, readers: list[ClipReader], block: int) -> None:
+        """A track's clips for one block (shared by every instance of the track)."""
+        node = self.graph.by_key[track]
+        start = self.start_of(block)
+        x = np.zeros((node.channels, self.block_size))
+        for reader in readers:
+            reader.add_into(x, start)
+        check_finite(x, node, start, "its clips (the audio file holds NaN or Inf)")
+        self.state(block).source[source_key(track)] = x
+
+    def run_instance(self, instance: Instance, block: int) -> None:
+        """One instance's block: its input (clips or the sum of its inputs), inserts, fader."""
+        node = instance.node
+        state = self.state(block)
+        strip = self._strips[instance.key]
+        if node.kind == "track":
+            x = state.source[source_key(node.key)]
+            if strip.source_delay is not None:
+                x = strip.source_delay.process(x)
+        else:
+            x = np.zeros((2, self.block_size))
+            for edge, source in instance.inputs:
+                np.add(x, self.edge_signal(edge, source, state, block), out=x)
+        if node.kind == "master":  # only the master's input sum is ever tapped
+            state.input[instance.key] = x
+        self._process(instance, strip, x, state, block)
+
+    def _process(
+        self, instance: Instance, strip: _Strip, x: np.ndarray, state: BlockState, block: int
+    ) -> None:
+        node = instance.node
+        start = self.start_of(block)
+        if node.invert_polarity:
+            x = -x
+        if strip.chain is not None:
+            x = strip.chain.process(x, self._keys(instance, state, block, x.shape[1]))
+            check_finite(x, node, start - strip.chain.latency_samples, "its inserts")
+        elif strip.bypass is not None:
+            x = strip.bypass.process(x)
+        state.pre[instance.key] = x
+        if node.kind == "master":
+            out = to_stereo(x) * node.gain_linear if node.gain_linear != 1.0 else to_stereo(x)
+        elif node.automation:
+            out = self._automated_strip(node, x, start)
+        else:
+            out = fader_pan(x, node.gain_linear, node.pan)
+        state.post[instance.key] = out
+
+    def _keys(
+        self, instance: Instance, state: BlockState, block: int, n: int
+    ) -> dict[int, np.ndarray] | None:
+        """Sidechain key blocks by insert index; a muted key route is a silent key (not "no
+        key", which would self-key)."""
+        if not instance.keys:
+            return None
+        return {
+            edge.insert_index or 0: (
+                self.edge_signal(edge, source, state, block)
+                if source is not None
+                else np.zeros((2, n))
+            )
+            for edge, source in instance.keys
+        }
+
+    def _automated_strip(self, node: Node, x: np.ndarray, start: int) -> np.ndarray:
+        """Fader and pan with per-sample automation, read on the session timeline."""
+        lanes = node.automation
+        n = x.shape[1]
+        timeline = start - node.latency_samples  # this stream lags the timeline so much
+        gain: float | np.ndarray = node.gain_linear
+        if "gain_db" in lanes:
+            gain = gain_db_lane_to_linear(lanes["gain_db"].values(timeline, n))
+        if "mute" in lanes:
+            gain = gain * mute_ramp(lanes["mute"], timeline, n, self._mute_ramp_samples)
+        pan = lanes["pan"].values(timeline, n) if "pan" in lanes else node.pan
+        return fader_pan_automated(x, gain, pan)
+
+    # -- edges and taps ------------------------------------------------------------------------
+
+    def edge_signal(
+        self, edge: Edge, source: InstanceKey, state: BlockState, block: int
+    ) -> np.ndarray:
+        """An edge's signal from one source instance: tap, gain, compensation delay."""
+        if not edge.delay_samples:
+            return self._gained(edge, source, state, block)
+        memo = (id(edge), source)
+        with self._edges_lock:
+            delayed = self._edges.setdefault(memo, _DelayedEdge(edge))
+        with delayed.lock:
+            found = delayed.signals.get(block)
+            if found is not None:
+                return found
+            if block != delayed.next_block:
+                raise RenderError(
+                    f"edge {edge.source} → {edge.target or edge.kind}: block {block} requested "
+                    f"before block {delayed.next_block} (a scheduling bug)"
+                )
+            signal = delayed.delay.process(self._gained(edge, source, state, block))
+            delayed.signals[block] = signal
+            delayed.next_block = block + 1
+            return signal
+
+    def _gained(
+        self, edge: Edge, source: InstanceKey, state: BlockState, block: int
+    ) -> np.ndarray:
+        """An edge's tapped signal times its gain (send level, automation, pre-fader mute)."""
+        signal = state.post[source] if edge.tap == "post_fader" else to_stereo(state.pre[source])
+        source_node = self.graph.by_key[edge.source]
+        lanes = source_node.automation
+        send_lane = lanes.get(f"send:{edge.target}") if edge.kind == "send" else None
+        muted_pre = edge.tap == "pre_fader" and "mute" in lanes
+        if send_lane is None and not muted_pre:
+            return signal * edge.gain_linear if edge.gain_linear != 1.0 else signal
+        # Automated send level, or a mute that must also silence a pre-fader send.
+        timeline = self.start_of(block) - source_node.latency_samples
+        n = signal.shape[1]
+        gain: float | np.ndarray = edge.gain_linear
+        if send_lane is not None:
+            gain = gain_db_lane_to_linear(send_lane.values(timeline, n))
+        if muted_pre:
+            gain = gain * mute_ramp(lanes["mute"], timeline, n, self._mute_ramp_samples)
+        return signal * gain
+
+    def tap_delay(self, tap: str, route: str, lag_samples: int) -> DelayLine:
+        """The alignment delay line of one route inside one tap (created on first use)."""
+        line = self._tap_delays.get((tap, route))
+        if line is None:
+            line = self._tap_delays.setdefault((tap, route), DelayLine(2, lag_samples))
+        return line
+
+
+def check_finite(x: np.ndarray, node: Node, start: int, after: str) -> None:
+    """Raise :class:`RenderError` naming the route and the time when ``x`` holds NaN or Inf."""
+    # The sum is NaN or Inf iff a sample is (audio never comes near float64 overflow); one
+    # reduction is cheaper than a full isfinite mask on every block.
+    if math.isfinite(float(np.sum(x))):
+        return
+    bad = np.flatnonzero(~np.isfinite(x).all(axis=0))
+    sample = max(start + int(bad[0]), 0) if bad.size else max(start, 0)
+    raise RenderError(
+        f"{node.kind} {node.name!r} produced NaN or Inf after {after}, "
+        f"near timeline sample {sample}",
+        field=node.name,
+        fix="check that route's inserts and their parameters (a plug-in blew up), "
+        "or its audio files",
+    )

@@ -176,7 +176,7 @@ def synthesize(rng: np.random.Generator) -> dict[str, np.ndarray]:
     }
 
 
-def write_demo_session(folder: Path, seed: int = 2026) -> Path:
+def write_demo_session(folder: str | Path, seed: int = 2026) -> Path:
     """Write the demo session and its synthesized audio (24-bit WAV) into ``folder``.
 
     Returns
@@ -186,6 +186,7 @@ def write_demo_session(folder: Path, seed: int = 2026) -> Path:
     """
     import soundfile as sf
 
+    folder = Path(folder)
     audio = folder / "audio"
     audio.mkdir(parents=True, exist_ok=True)
     for name, signal in synthesize(np.random.default_rng(seed)).items():

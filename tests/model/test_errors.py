@@ -180,7 +180,8 @@ def test_sample_rate_mismatch_is_a_warning(audio):
     write_wav(audio / "b.wav", 0.1 * np.ones((1, 4410)), 44100)
     path = write_session(audio, {"tracks": [{"name": "A", "clips": [{"file": "b.wav"}]}]})
     graph = _compile(path)
-    assert list(graph.warnings) == ["b.wav: 44100 Hz, resampled to 48000 Hz (soxr, very high quality)"]
+    warning = "b.wav: 44100 Hz, resampled to 48000 Hz (soxr, very high quality)"
+    assert list(graph.warnings) == [warning]
 
 
 def test_yaml_syntax_error_has_line(audio):

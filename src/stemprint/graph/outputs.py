@@ -215,8 +215,13 @@ class _Routing:
         return self.routing.tracks_reaching(key, False)
 
     def is_return(self, key: str) -> bool:
-        """A bus fed by at least one send."""
-        return self.routing.is_return(key)
+        """A return path: a bus fed by at least one send, or one that only sends feed (a
+        group bus that holds nothing but returns)."""
+        return self.routing.is_return(key) or (
+            self.nodes[key].kind == "bus"
+            and not self.output_feeders(key)
+            and bool(self.routing.tracks_reaching(key))
+        )
 
     def match(self, pattern: str, where: str) -> list[str]:
         """Node keys of tracks and buses matching a name or pattern (``track:``/``bus:`` ok)."""
@@ -392,11 +397,12 @@ def _stem_definitions(
     master_inputs = [e.source for e in graph.master.inputs]
     stem_defs: list[StemDef] | None = session.stems
     if session.stems is None and delivery.returns == "split":
-        # One stem per route that outputs to the master, returns aside: each carries its share.
+        # One stem per route that outputs to the master, pure returns aside: each carries its
+        # share of them. A bus fed by sends and by outputs is a group too: its own stem.
         stem_defs = [
             StemDef(name=nodes[k].name, routes=[f"{nodes[k].kind}:{nodes[k].name}"])
             for k in master_inputs
-            if not routing.is_return(k)
+            if not routing.is_return(k) or routing.output_feeders(k)
         ]
     if stem_defs is None:
         # The contract's default: one stem per route that outputs to the master, as it plays
@@ -423,6 +429,7 @@ def _stem_definitions(
         definitions.append((stem_def.name, tracks, owned, stem_def.tap or delivery.tap, listed))
     _check_complete(loaded, graph, routing, delivery, owner)
     if delivery.returns == "separate":
+        _check_nested_returns(loaded, graph, routing, definitions)
         for key in master_inputs:
             if routing.is_return(key):
                 tracks = routing.audible_tracks
@@ -449,6 +456,35 @@ def _claim(
                 fix="put every track in one stem only, or the stems would not sum to the mix",
             )
         owner[track] = stem
+
+
+def _check_nested_returns(
+    loaded: LoadedSession,
+    graph: RenderGraph,
+    routing: _Routing,
+    definitions: list[tuple[str, frozenset[str], tuple[str, ...], str, tuple[str, ...]]],
+) -> None:
+    """With separate returns, a bus printed in stems must not carry sends from tracks of other
+    stems (a return nested inside a group bus): that share would be in no stem."""
+    for edge in graph.master.inputs:
+        key = edge.source
+        owners = [d for d in definitions if key in d[2]]
+        if not owners:
+            continue
+        covered = frozenset().union(*(d[1] for d in owners))
+        outside = routing.routing.tracks_reaching(key) - covered
+        if outside:
+            names = ", ".join(graph.by_key[t].name for t in routing.routing.in_order(outside))
+            raise SessionError(
+                f"{graph.by_key[key].name!r} (printed in stem "
+                f"{', '.join(repr(d[0]) for d in owners)}) also carries sends from {names}, "
+                "through a return inside it: with separate returns that share would be in no "
+                "stem",
+                file=str(loaded.path),
+                field="delivery.returns",
+                fix="use `returns: split` (every stem carries its share of the returns), or "
+                "route that return to the master so it is its own stem",
+            )
 
 
 def _check_complete(

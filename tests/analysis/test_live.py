@@ -126,3 +126,32 @@ def test_live_measurement_refuses_unequal_lengths(tmp_path):
     live.monitor(files[1].path)(np.zeros((1, 12)))
     with pytest.raises(ValueError, match="differ in length"):
         live.finish()
+
+
+def test_role_relations_and_file_levels(tmp_path, rng):
+    """Without ``sums``: the stems against each pre-master, then mix; levels by disk layout."""
+    files = [
+        LiveFile(tmp_path / "mix.wav", 48000, 2, 1.0, "mix"),
+        LiveFile(tmp_path / "premaster.wav", 48000, 2, 1.0, "premaster"),
+        LiveFile(tmp_path / "a.wav", 48000, 1, 1.0, "stem"),
+        LiveFile(tmp_path / "b.wav", 48000, 2, 1.0, "stem", mono_if_identical=True),
+        LiveFile(tmp_path / "dry.wav", 48000, 2, 1.0, "stem_dry"),
+    ]
+    live = LiveMeasurement(files)
+    keys = [str(f.path.resolve()) for f in files]
+    assert [(r.parts, r.reference) for r in live.relations] == [
+        ((keys[2], keys[3]), keys[1]),
+        ((keys[2], keys[3]), keys[0]),
+    ]
+    assert live.accumulators == {r.reference: r.accumulator for r in live.relations}
+    a = rng.uniform(-0.5, 0.5, (1, 5000))
+    b = np.tile(rng.uniform(-0.5, 0.5, (1, 5000)), (2, 1))
+    for path, block in zip([f.path for f in files], [a + b, a + b, a, b, 0.5 * b], strict=True):
+        live.monitor(path)(block)
+    assert live.relations[0].accumulator.residual_peak == 0.0  # mono a on both channels
+    assert live.file_levels(keys[3], 1) == live.file_levels(keys[3], 1)  # cached, mono meter
+    assert live.file_levels(keys[3], 1).sample_peak_dbfs_per_channel == [
+        pytest.approx(20 * np.log10(np.abs(b[0]).max()))
+    ]
+    assert live.file_levels(keys[4], 1) is None  # not measured as mono: read it back
+    assert live.file_levels(str(tmp_path / "other.wav"), 2) is None

@@ -197,3 +197,31 @@ def test_silence() -> None:
     assert levels.sample_peak_dbfs == -np.inf
     assert levels.loudness_lufs == -np.inf
     assert levels.to_dict()["loudness_lufs"] is None
+
+
+# --- over full scale (float) ----------------------------------------------------------------
+
+
+@pytest.mark.parametrize("block", [7, 1000, 65536])
+def test_float_overs_are_counted_not_clipped(block: int) -> None:
+    """Samples above full scale in a float file: counted as overs, never as clipped runs, at
+    any block size; a flat top exactly at full scale next to them is still a clipped run."""
+    x = sine(+3.0, 1.0, freq=50.0)  # peaks at 1.41: a smooth waveform over full scale
+    x[:, 30000:30010] = 1.0  # a flat top at full scale: clipped
+    levels = meter(x, block=block).result()
+    assert levels.over_full_scale_samples == int(np.count_nonzero(np.abs(x) > 1.0))
+    first = int(np.flatnonzero((np.abs(x) > 1.0).any(axis=0))[0])
+    assert levels.first_over_full_scale_seconds == pytest.approx(first / FS)
+    assert [(r.start_sample, r.length_samples) for r in levels.clipped_runs] == [
+        (30000, 10),
+        (30000, 10),
+    ]
+    assert levels.sample_peak_dbfs == pytest.approx(3.0, abs=0.01)
+
+
+def test_pcm_never_has_overs(tmp_path: Path) -> None:
+    path = tmp_path / "full.wav"
+    write_wav(path, np.clip(sine(+6.0, 0.5, freq=100.0), -1, 1), subtype="PCM_16")
+    levels = measure_file(path)
+    assert levels.over_full_scale_samples == 0 and levels.first_over_full_scale_seconds is None
+    assert levels.clipped_run_count == 2 * 100  # 100 Hz for 0.5 s: a flat top per half period

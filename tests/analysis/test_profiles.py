@@ -112,3 +112,36 @@ def test_stem_mastering(make_package: MakePackage) -> None:
         make_package(stems, limited, subtype="PCM_24"), profile="stem-mastering"
     )
     assert ("profile.master_dynamics", "mix.wav") in profile_errors(report)
+
+
+def test_stem_peak_rule_applies_to_every_stem_role(tmp_path: Path) -> None:
+    """stem-mastering's −3 dBFS stem headroom holds for dry, pre-fader, via-master stems too."""
+    import json
+
+    from analysis_synth import write_wav
+
+    stems = tone_stems(-1.0)  # the tone stem peaks at -1 dBFS
+    root = tmp_path / "pkg"
+    roles = {"Tone": "stem_dry", "Air": "stem_via_master"}
+    for name, x in stems.items():
+        write_wav(root / "stems" / f"{name}.wav", x, "PCM_24")
+    write_wav(root / "mix.wav", sum(stems.values()) * 0.5, "PCM_24")
+    files = [{"path": "mix.wav", "role": "mix"}] + [
+        {"path": f"stems/{n}.wav", "role": r} for n, r in roles.items()
+    ]
+    (root / "manifest.json").write_text(json.dumps({"stemprint": 1, "files": files}))
+    report = verify_package(root, profile="stem-mastering")
+    assert profile_errors(report) == [("profile.stem_peak", "stems/Tone.wav")]
+    assert report.file("stems/Air.wav").profile_passed is True
+
+
+def test_loudness_profile_without_a_mix_warns(make_package: MakePackage) -> None:
+    root = make_package(tone_stems(-14.0))
+    (root / "mix.wav").unlink()
+    report = verify_package(root, profile="streaming")
+    assert report.passed
+    warning = next(f for f in report.warnings if f.code == "profile.no_mix")
+    assert "loudness target was not checked [streaming]" in warning.message
+    # no loudness rule, no warning
+    plain = verify_package(root, profile="stem-mastering")
+    assert "profile.no_mix" not in {f.code for f in plain.warnings}

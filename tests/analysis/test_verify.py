@@ -238,15 +238,18 @@ def test_mix_found_by_name_and_manifest(stems: dict, make_package: MakePackage) 
 def test_input_errors(stems: dict, make_package: MakePackage, tmp_path: Path) -> None:
     root = make_package(stems)
     (root / "mix.wav").unlink()
-    with pytest.raises(InputError, match="no mix found") as exc:
-        verify_package(root)
-    assert exc.value.fix
+    # Stems without a mix are measured, not null-tested: a warning, not an unusable input.
+    no_mix = verify_package(root)
+    assert no_mix.passed and not no_mix.nulls
+    assert codes(no_mix, "warning") == ["null.no_reference"]
+    assert len(no_mix.files) == 4
     with pytest.raises(InputError, match="no input"):
         verify_package([])
     only_mix = tmp_path / "only-mix"
     write_wav(only_mix / "mix.wav", stems["Bass"])
-    with pytest.raises(InputError, match="no stems found"):
-        verify_package(only_mix)
+    alone = verify_package(only_mix)
+    assert alone.passed and not alone.nulls
+    assert alone.no_sums_reason == "mix.wav is the only file"
     empty = tmp_path / "empty"
     empty.mkdir()
     with pytest.raises(InputError, match="no audio files"):
@@ -353,3 +356,66 @@ def test_clipped_reference_is_named(tmp_path):
     codes = [f.code for f in report.nulls[0].diagnoses]
     assert codes[0] == "null.reference_clipped"
     assert "mix.wav reaches full scale" in report.nulls[0].diagnoses[0].message
+
+
+# --- discovery: roles and sum relations ----------------------------------------------------
+
+
+def _rewrite_manifest(root: Path, **changes: object) -> dict:
+    manifest = root / "manifest.json"
+    data = json.loads(manifest.read_text())
+    data.update(changes)
+    manifest.write_text(json.dumps(data))
+    return data
+
+
+def test_manifest_file_listed_twice_or_no_files(stems: dict, make_package: MakePackage) -> None:
+    root = make_package(stems, manifest=True)
+    data = json.loads((root / "manifest.json").read_text())
+    _rewrite_manifest(root, files=data["files"] + [data["files"][1]])
+    with pytest.raises(InputError, match="listed twice") as twice:
+        verify_package(root)
+    assert twice.value.field == "files[5].path"
+    _rewrite_manifest(root, files=[])
+    with pytest.raises(InputError, match="manifest lists no files"):
+        verify_package(root)
+
+
+def test_role_relations_without_sums(stems: dict, make_package: MakePackage) -> None:
+    total = np.sum(list(stems.values()), axis=0)
+    root = make_package(stems, tanh_limiter(total, 0.3), premaster=total, manifest=True)
+    package = discover_package([root])
+    assert package.sums is None and package.relations_source == "roles"
+    relations = package.relations()
+    assert [(r.reference.label, r.exact, r.source) for r in relations] == [
+        ("premaster.wav", True, "roles"),
+        ("mix.wav", False, "roles"),
+    ]
+    assert [p.label for p in relations[0].parts] == [f"stems/{n}.wav" for n in stems]
+
+
+def test_given_mix_replaces_the_manifest_mix_in_sums(
+    stems: dict, make_package: MakePackage
+) -> None:
+    total = np.sum(list(stems.values()), axis=0)
+    root = make_package(stems, total * 0.5, manifest=True)  # the manifest's mix is wrong
+    write_wav(root / "better_mix.wav", total)
+    parts = [f"stems/{n}.wav" for n in stems]
+    _rewrite_manifest(root, sums=[{"name": "stems", "parts": parts, "reference": "mix.wav"}])
+    assert not verify_package(root).passed
+    report = verify_package(root, mix=root / "better_mix.wav")
+    assert report.passed, messages(report)
+    assert [n.reference for n in report.nulls] == ["better_mix.wav"]
+    assert "using the given mix better_mix.wav" in messages(report)
+
+
+def test_live_measurement_of_another_package_is_not_used(
+    stems: dict, make_package: MakePackage, tmp_path: Path
+) -> None:
+    """A LiveMeasurement of other files is ignored (and its thread stopped): read back."""
+    from stemprint.analysis.live import LiveFile, LiveMeasurement
+
+    root = make_package(stems)
+    live = LiveMeasurement([LiveFile(tmp_path / "other.wav", FS, 2, 1.0, "mix")])
+    report = verify_package(root, live=live)
+    assert report.passed and not live._thread.is_alive()

@@ -1,10 +1,12 @@
-"""Prove a stem package: levels, consistency, null test with diagnosis, delivery profiles.
+"""Prove a stem package: levels, consistency, sum relations (null tests), delivery profiles.
 
 Public API
 ----------
 :func:`verify_package`
-    Verify a package directory or a list of stems against the mix; returns a
+    Verify a package directory, a list of files or one file; returns a
     :class:`VerificationReport`.
+:func:`discover_package`, :class:`StemPackage`, :class:`SumRelation`
+    The files of a package, their roles, and what sums to what.
 :func:`print_report`, :func:`write_report_json`
     Show a report on a rich console; write it as JSON atomically.
 :func:`repair_package`
@@ -15,13 +17,19 @@ Public API
     Delivery profiles.
 """
 
+from .discovery import PackageFile, StemPackage, SumRelation, discover_package
 from .findings import Finding, Severity
 from .meters import ClippedRun, FileLevels, LevelMeter, TruePeakMeter, measure_file
 from .nulltest import DEFAULT_NULL_THRESHOLD_DBFS, NullResult, StemFit
-from .package import PackageFile, StemPackage, discover_package
 from .profiles import PROFILES, DeliveryProfile, check_profile, get_profile
 from .repair import repair_package
-from .report import FileReport, VerificationReport, print_report, write_report_json
+from .report import (
+    FileReport,
+    SumCheck,
+    VerificationReport,
+    print_report,
+    write_report_json,
+)
 from .verify import verify_package
 
 __all__ = [
@@ -38,6 +46,8 @@ __all__ = [
     "Severity",
     "StemFit",
     "StemPackage",
+    "SumCheck",
+    "SumRelation",
     "TruePeakMeter",
     "VerificationReport",
     "check_profile",

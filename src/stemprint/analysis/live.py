@@ -10,6 +10,18 @@ and feeds the same :class:`~stemprint.analysis.meters.LevelMeter` and
 :func:`~stemprint.analysis.verify.verify_package` reading the files does, so the report is the
 same (tested). The files themselves are still opened afterwards: headers, lengths and formats are
 checked from disk, and the manifest's SHA-256 is of the bytes on disk.
+
+Invariants
+----------
+* Sum relations: with ``sums`` (the manifest's ``sums`` list), exactly those relations are
+  accumulated; without, the role-based ones (``stem`` files against each ``premaster`` and
+  ``mix``), as :func:`~stemprint.analysis.discovery.role_relations` derives them when reading
+  back. Parts are added in the listed order, ``Σ parts`` in float64 of the reference's channel
+  count; a one-channel part is added to every channel (mono at unity), as when reading back.
+* A file written with ``mono_if_identical`` (the writer rewrites it as mono when its two channels
+  stayed identical) is also metered as channel 0 alone: :meth:`LiveMeasurement.file_levels`
+  returns the levels for the channel count found on disk. Its part in a sum does not depend on
+  it (identical channels add the same values as the mono file spread to both).
 """
 
 from __future__ import annotations
@@ -18,6 +30,7 @@ import queue
 import threading
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -31,43 +44,115 @@ QUEUE_BLOCKS = 4
 
 @dataclass(frozen=True)
 class LiveFile:
-    """One file being written: where, its layout and its role in the package."""
+    """One file being written: where, its layout and its role in the package.
+
+    Attributes
+    ----------
+    path
+        The file (absolute, or relative to the working directory).
+    sample_rate
+        Hz.
+    channels
+        Channels of the blocks the writer hands over.
+    full_scale_positive
+        Largest positive value of the encoding (clip detection).
+    role
+        Its manifest role (``mix``, ``premaster``, ``stem`` …).
+    mono_if_identical
+        The writer may rewrite the file as mono at the end (identical channels): also meter
+        channel 0 alone, so the levels of the mono file are known without reading it back.
+    """
 
     path: Path
     sample_rate: int
     channels: int
     full_scale_positive: float
     role: str
+    mono_if_identical: bool = False
+
+
+@dataclass
+class LiveRelation:
+    """One sum relation accumulated live.
+
+    Attributes
+    ----------
+    name
+        The relation's name.
+    parts
+        Resolved paths of the parts, in summing order.
+    reference
+        Resolved path of the reference.
+    channels
+        Channels of the sum (the reference's, as written).
+    accumulator
+        The null statistics of reference − Σ parts.
+    """
+
+    name: str
+    parts: tuple[str, ...]
+    reference: str
+    channels: int
+    accumulator: NullAccumulator
 
 
 class LiveMeasurement:
-    """Levels of every file and the null sums of the stems against the mix and pre-master.
+    """Levels of every file and the null sums of the package's sum relations.
 
     Parameters
     ----------
     files
-        Every file of the package, in manifest order. The null test sums the ``stem`` files in
-        that order against each ``premaster`` and ``mix`` file (the roles
-        :func:`~stemprint.analysis.package.discover_package` reads from the manifest).
+        Every file of the package, in manifest order.
     block_frames
         Re-blocking size: the read-back path's block, so the numbers are the same.
+    sums
+        The manifest's ``sums`` relations, ``[{"name", "parts", "reference", "exact", "why"}]``
+        with paths relative to ``root``; ``[]``: nothing sums. ``None``: the role-based
+        relations (the ``stem`` files in order against each ``premaster``, then ``mix``).
+    root
+        The package directory the ``sums`` paths are relative to (``None``: the working
+        directory, or absolute paths).
+
+    Raises
+    ------
+    ValueError
+        A relation names a file that is not in ``files``, or has no parts.
     """
 
-    def __init__(self, files: list[LiveFile], block_frames: int = BLOCK_FRAMES) -> None:
+    def __init__(
+        self,
+        files: list[LiveFile],
+        block_frames: int = BLOCK_FRAMES,
+        *,
+        sums: list[dict[str, Any]] | None = None,
+        root: Path | None = None,
+    ) -> None:
         self.files = {str(f.path.resolve()): f for f in files}
         self.block_frames = block_frames
         self.meters = {
             key: LevelMeter(f.sample_rate, f.channels, f.full_scale_positive)
             for key, f in self.files.items()
         }
+        self.mono_meters = {
+            key: LevelMeter(f.sample_rate, 1, f.full_scale_positive)
+            for key, f in self.files.items()
+            if f.mono_if_identical and f.channels == 2
+        }
         self.stems = [key for key, f in self.files.items() if f.role == "stem"]
         self.references = [key for key, f in self.files.items() if f.role == "premaster"] + [
             key for key, f in self.files.items() if f.role == "mix"
         ]
-        self.accumulators = {key: NullAccumulator(block_frames) for key in self.references}
+        self.relations = (
+            self._role_relations() if sums is None else [self._relation(s, root) for s in sums]
+        )
+        #: Accumulator by reference path (the first relation with that reference).
+        self.accumulators: dict[str, NullAccumulator] = {}
+        for relation in self.relations:
+            self.accumulators.setdefault(relation.reference, relation.accumulator)
         self._pending: dict[str, list[np.ndarray]] = {key: [] for key in self.files}
         self._buffered = dict.fromkeys(self.files, 0)
         self._finished = False
+        self._results: dict[tuple[bool, str], FileLevels] = {}
         # Metering runs on its own thread, off the render's critical path (the writers run in
         # the render's sequential tap step); the queue is bounded, so memory stays flat.
         self._queue: queue.Queue[tuple[str, np.ndarray] | None] = queue.Queue(
@@ -77,9 +162,49 @@ class LiveMeasurement:
         self._thread = threading.Thread(target=self._consume, name="stemprint-live", daemon=True)
         self._thread.start()
 
+    def _role_relations(self) -> list[LiveRelation]:
+        if not self.stems:
+            return []
+        return [
+            LiveRelation(
+                "stems",
+                tuple(self.stems),
+                ref,
+                self.files[ref].channels,
+                NullAccumulator(self.block_frames),
+            )
+            for ref in self.references
+        ]
+
+    def _relation(self, raw: dict[str, Any], root: Path | None) -> LiveRelation:
+        def key(rel: str) -> str:
+            path = str(((root / rel) if root is not None else Path(rel)).resolve())
+            if path not in self.files:
+                raise ValueError(f"sum {raw.get('name')!r} names {rel}, which is not written")
+            return path
+
+        parts = tuple(key(p) for p in raw.get("parts") or [])
+        if not parts:
+            raise ValueError(f"sum {raw.get('name')!r} has no parts")
+        reference = key(raw["reference"])
+        return LiveRelation(
+            str(raw.get("name", "")),
+            parts,
+            reference,
+            self.files[reference].channels,
+            NullAccumulator(self.block_frames),
+        )
+
     def monitor(self, path: Path) -> _Monitor:
         """The callable the writer of ``path`` feeds with ``(channels, n)`` decoded blocks."""
         return _Monitor(self, str(Path(path).resolve()))
+
+    def relation(self, parts: list[str], reference: str) -> LiveRelation | None:
+        """The relation summing exactly ``parts`` (resolved paths, in order) to ``reference``."""
+        for candidate in self.relations:
+            if list(candidate.parts) == list(parts) and candidate.reference == reference:
+                return candidate
+        return None
 
     def _consume(self) -> None:
         while True:
@@ -117,18 +242,22 @@ class LiveMeasurement:
         return out[0] if len(out) == 1 else np.concatenate(out, axis=1)
 
     def _step(self, frames: int) -> None:
-        # As verify._stream: meter each file's block, then Σ stems in order against each
-        # reference.
+        # As verify._stream: meter each file's block, then Σ parts in order against each
+        # reference (one sum per distinct parts list and channel count).
         blocks = {key: np.ascontiguousarray(self._take(key, frames)) for key in self.files}
         for key, block in blocks.items():
             self.meters[key].process(block)
-        if self.accumulators and self.stems:
-            first = blocks[self.references[0]]
-            stem_sum = np.zeros((first.shape[0], frames))
-            for key in self.stems:
-                stem_sum += blocks[key]
-            for key, accumulator in self.accumulators.items():
-                accumulator.add(blocks[key], stem_sum)
+        for key, meter in self.mono_meters.items():
+            meter.process(blocks[key][:1])
+        sums: dict[tuple[tuple[str, ...], int], np.ndarray] = {}
+        for relation in self.relations:
+            cache = (relation.parts, relation.channels)
+            if cache not in sums:
+                total = np.zeros((relation.channels, frames))
+                for key in relation.parts:
+                    total += blocks[key]  # a (1, n) part is added to every channel
+                sums[cache] = total
+            relation.accumulator.add(blocks[relation.reference], sums[cache])
 
     def close(self) -> None:
         """Stop the metering thread (idempotent); call :meth:`finish` to use the results."""
@@ -144,17 +273,36 @@ class LiveMeasurement:
         if self._error is not None:
             raise self._error
         left = set(self._buffered.values())
-        if len(left) != 1:
+        if len(left) > 1:
             raise ValueError(f"files of one package differ in length: {sorted(left)}")
-        (frames,) = left
+        frames = left.pop() if left else 0
         if frames:
             self._step(frames)
         self._finished = True
 
     def levels(self) -> dict[str, FileLevels]:
-        """Levels by resolved path."""
+        """Levels by resolved path, with the channels the writers handed over."""
         self.finish()
-        return {key: meter.result() for key, meter in self.meters.items()}
+        return {key: self._result(key, self.meters) for key in self.meters}
+
+    def file_levels(self, key: str, channels: int) -> FileLevels | None:
+        """Levels of one file as it is on disk with ``channels`` channels, or ``None`` when
+        they were not measured that way (read the file back instead)."""
+        self.finish()
+        if key not in self.files:
+            return None
+        if channels == self.files[key].channels:
+            return self._result(key, self.meters)
+        if channels == 1 and key in self.mono_meters:
+            return self._result(key, self.mono_meters)
+        return None
+
+    def _result(self, key: str, meters: dict[str, LevelMeter]) -> FileLevels:
+        # result() flushes the true-peak filter: compute once per meter and keep it.
+        slot = (meters is self.mono_meters, key)
+        if slot not in self._results:
+            self._results[slot] = meters[key].result()
+        return self._results[slot]
 
 
 class _Monitor:

@@ -14,6 +14,14 @@ Standards
 * True peak per ITU-R BS.1770-4 Annex 2: 4× oversampling with the 48-tap interpolation filter of
   the Annex (four phases of 12 taps), then the absolute maximum. The maximum also includes the
   samples themselves, so the true peak is never below the sample peak.
+
+Full scale
+----------
+* **Clipped**: a run of ≥ :data:`CLIP_RUN_SAMPLES` consecutive samples *at* full scale,
+  ``min(1 − 10⁻⁹, full_scale_positive) ≤ |x| ≤ 1`` (a flat top: the signal was cut there).
+* **Over full scale**: ``|x| > 1``. Only floating-point files hold such samples; they are not
+  clipped (the file keeps the waveform), but a conversion to fixed point would clip them. They
+  are counted (:attr:`FileLevels.over_full_scale_samples`) and never called clipped.
 """
 
 from __future__ import annotations
@@ -126,6 +134,11 @@ class FileLevels:
         files; ``None`` otherwise or when a channel is silent.
     silent
         True when the sample peak is below :data:`SILENCE_DBFS` (or all samples are zero).
+    over_full_scale_samples
+        Samples (all channels) with ``|x| > 1``: over full scale, not clipped (float files
+        only; fixed-point files cannot hold them).
+    first_over_full_scale_seconds
+        Time of the first such sample (s), or ``None``.
     """
 
     sample_peak_dbfs: float
@@ -141,6 +154,8 @@ class FileLevels:
     clipped_run_count: int = 0
     channel_correlation: float | None = None
     silent: bool = False
+    over_full_scale_samples: int = 0
+    first_over_full_scale_seconds: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """Return a JSON-serializable dict (non-finite numbers become ``None``)."""
@@ -247,6 +262,8 @@ class LevelMeter:
         self._run_start = np.zeros(channels, dtype=np.int64)
         self._clips: list[ClippedRun] = []
         self._clip_count = 0
+        self._over_count = 0
+        self._first_over: int | None = None  # frame of the first sample over full scale
 
     def process(self, block: Float64Array) -> None:
         """Add the next block, float64 shaped ``(channels, samples)``."""
@@ -256,16 +273,27 @@ class LevelMeter:
         self._feed_loudness(block)
         block = np.ascontiguousarray(block)  # row-wise work below runs on contiguous rows
         mag = np.abs(block)
-        self._sample_peak = np.maximum(self._sample_peak, mag.max(axis=1))
+        block_peaks = mag.max(axis=1)
+        self._sample_peak = np.maximum(self._sample_peak, block_peaks)
         self._true_peak.process(block)
         self._sum += block.sum(axis=1)
         self._sumsq += np.einsum("ij,ij->i", block, block)
         if self.channels == 2:
             self._cross += float(np.einsum("i,i->", block[0], block[1]))
         full = mag >= self.clip_level
+        if float(block_peaks.max()) > 1.0:
+            # Over full scale (float files): counted, and not part of a clipped (flat) run.
+            over = mag > 1.0
+            self._count_overs(over)
+            full &= ~over
         if self._run_len.any() or full.any():
             self._track_clips(full)
         self._frames += n
+
+    def _count_overs(self, over: np.ndarray) -> None:
+        self._over_count += int(np.count_nonzero(over))
+        if self._first_over is None:
+            self._first_over = self._frames + int(np.flatnonzero(over.any(axis=0))[0])
 
     def _feed_loudness(self, block: Float64Array) -> None:
         # libebur128 wants frame-interleaved, 1-D, C-contiguous samples; block.T is normally the
@@ -369,6 +397,10 @@ class LevelMeter:
             clipped_run_count=self._clip_count,
             channel_correlation=correlation,
             silent=bool(peak < SILENCE_DBFS),
+            over_full_scale_samples=self._over_count,
+            first_over_full_scale_seconds=(
+                self._first_over / self.sample_rate if self._first_over is not None else None
+            ),
         )
 
 

@@ -8,21 +8,49 @@ Two parts:
   the stem sum and the reference, and per-block energy profiles (to place the excerpt).
 * :func:`diagnose_null` explains a failed null on a bounded **excerpt** (default 6 s around the
   block where the residual is largest, plus ±1 s of margin for the lag search), so it costs the
-  same for a 3-minute song and a 3-hour film:
+  same for a 3-minute song and a 3-hour film.
 
-  1. per stem, FFT cross-correlation of the stem against its target (reference minus all the
-     other stems) over lags of ±``max_lag_seconds``: the lag of the normalised maximum is the
-     stem's time offset (exact to the sample), its sign the polarity;
-  2. a joint least-squares fit of one gain per (shifted) stem: a common gain away from 0 dB is a
-     level offset of the whole package, a single stem's gain a per-stem gain mismatch, a negative
-     gain a polarity inversion;
-  3. the residual left after that model: when the reference's gain relative to the model falls
-     as the level rises (instantaneously or over 20 ms windows), the reference has dynamics
-     processing (a limiter or compressor on the master bus); otherwise it holds material no
-     stem has: a stem is missing.
+The diagnosis fits the model ``m[n] ≈ Σᵢ gᵢ·sᵢ[n + dᵢ]``: stem ``i`` is ``dᵢ`` samples late
+(negative: early) and printed at ``1/|gᵢ|`` of its level (``gᵢ < 0``: polarity-inverted). It
+states only what it can show:
 
-RMS values are ``20·log10(sqrt(mean(x²)))`` over all channels and samples (a full-scale square
-wave is 0 dBFS RMS; a full-scale sine −3.01 dBFS RMS).
+1. **Lag curve.** For stem ``i`` and its target ``tᵢ = m − Σ_{j≠i} gⱼ·sⱼ(dⱼ)`` (the reference
+   minus the other stems as currently modelled), FFT cross-correlation
+   ``cᵢ(k) = Σₙ tᵢ[n]·sᵢ[n + k]`` for ``|k| ≤ K`` gives, at every lag, the least-squares gain
+   ``cᵢ(k)/Wᵢ(k)`` and the energy it leaves, ``Rᵢ(k) = Tᵢ(k) − cᵢ(k)²/Wᵢ(k)``: ``Wᵢ(k)`` is the
+   stem's energy in the shifted window, ``Tᵢ(k)`` the target's energy where that window lies
+   inside the stem file (zero padding is no evidence). ``qᵢ(k) = max(Rᵢ(k), floor)/Tᵢ(k)`` is the
+   fraction left unexplained; ``floor`` is the quantization noise of the files' encodings
+   (``LSB²/12`` per file and value) plus ``10⁻¹²·T`` (float64 rounding).
+2. **Lag decision.** ``k* = argmin q``. The current lag (0 at first) is kept when
+   ``q(current) ≤ q(k*)·10^(LAG_MARGIN_DB/10)``: when lag 0 is among the equal fits, no offset is
+   claimed. Otherwise ``k*`` is taken only when every lag outside its main lobe (the lags around
+   ``k*`` where the explained fraction ``1 − q`` stays above half its peak) leaves at least
+   :data:`LAG_MARGIN_DB` more residual (the peak ratio). Periodic material (a 55 Hz sine, a
+   chord repeating every second) has several distinct, near-equal peaks: the offset is then
+   ambiguous and is never stated as a fact.
+3. **Separation.** Each round every stem proposes its best ``(lag, gain)``; the proposal that
+   lowers ``Σ(m − model)²`` the most is applied if it lowers it by at least :data:`CONFIRM_DB`
+   and changes the model by at least the threshold at its peak. Rounds repeat until no proposal
+   qualifies: the largest fault goes first, so the smaller ones are then measured on a clean
+   target (several simultaneous faults are separated, not blended).
+4. **Confirmation.** A joint least-squares fit of one gain per stem at the chosen lags; then
+   every aspect it would state (an offset, a polarity inversion, a stem gain, or one common
+   gain of all stems) is undone alone. It is stated only if undoing it raises the residual
+   energy by at least :data:`CONFIRM_DB` and changes the model by at least the threshold at its
+   peak; aspects that fail are reset to nominal, weakest first.
+5. **What is left.** If the reference's gain relative to the fitted model falls as the level
+   rises (per sample, or per 20 ms window, by more than :data:`DYNAMICS_DROP_DB`), the
+   reference has dynamics processing (gain findings are then symptoms and are withheld).
+   Otherwise a residual still at or above the threshold is: an ambiguous offset, when a stem's
+   lag could not be decided; a missing stem, when no stem at any lag explains more than
+   :data:`MISSING_MAX_EXPLAINED` of it; else several faults that cannot be separated. A residual
+   only where a shifted or short stem has no samples is material lost from that file.
+
+Energies are compared only on the frames where every shifted stem lies inside its file. RMS
+values are ``20·log10(sqrt(mean(x²)))`` over all channels and samples (a full-scale square wave
+is 0 dBFS RMS; a full-scale sine −3.01 dBFS RMS). A one-channel stem of a multichannel reference
+is added to every channel (mono at unity), as the null itself does.
 """
 
 from __future__ import annotations
@@ -45,28 +73,68 @@ MAX_LAG_SECONDS = 1.0
 GAIN_TOLERANCE_DB = 0.05
 #: Gain drop at high levels that marks dynamics processing (dB).
 DYNAMICS_DROP_DB = 0.5
+#: Fraction of the loud samples (windows) whose gain must be below the typical one for a drop
+#: to count as dynamics processing.
+DYNAMICS_CONSISTENCY = 0.75
+#: A lag is decided only when it leaves this much less residual than every other candidate (dB).
+LAG_MARGIN_DB = 1.0
+#: Distinct peaks within this much of the best fit are candidates of the lag decision (dB).
+LAG_SCREEN_DB = 6.0
+#: In lag decisions, residuals with an RMS this far below the threshold count as a null (dB).
+LAG_FLOOR_BELOW_THRESHOLD_DB = 20.0
+#: A correction is applied and stated only when it lowers the residual energy this much (dB).
+CONFIRM_DB = 0.5
+#: A residual is a missing stem only if no stem, at any lag, explains more of it than this.
+MISSING_MAX_EXPLAINED = 0.1
+#: An improvement is real, not chance, when it is this many times the chance level: the median
+#: energy the stem explains of the leftover at any lag.
+SIGNIFICANCE = 100.0
+#: The chance level is the median over every this many lags (a sample is plenty).
+CHANCE_LAG_STEP = 4
+#: Relative float64 floor of the residual energies (rounding of the FFT correlation).
+FLOAT_FLOOR = 1e-12
+#: Rounds of the separation at most (each applies one correction).
+MAX_ROUNDS = 24
+#: Blocking diagnoses: the fit is not trustworthy enough to repair from (see ``repair``).
+AMBIGUOUS_CODES = frozenset(
+    {"null.offset_ambiguous", "null.not_separable", "null.unexplained", "null.reference_clipped"}
+)
 
 
 @dataclass
 class StemFit:
     """What the diagnosis found for one stem against the reference.
 
+    ``offset_samples`` and ``gain`` are the **stated** model: they differ from nominal (0, 1.0)
+    exactly where a finding says so, so a repair that applies them applies the report.
+
     Attributes
     ----------
     file
         Label of the stem file.
     offset_samples
-        Time offset of the stem: positive when the stem is late (its material comes that many
-        samples after the reference's), negative when early. To fix, move it ``offset_samples``
-        earlier.
+        Stated time offset of the stem: positive when the stem is late (its material comes that
+        many samples after the reference's), negative when early. To fix, move it
+        ``offset_samples`` earlier.
     gain
-        Linear factor the stem needs to match its part of the reference (1.0 = right level,
-        negative = polarity-inverted).
+        Stated linear factor the stem needs to match its part of the reference (1.0 = right
+        level, negative = polarity-inverted).
     correlation
-        Normalised cross-correlation at the chosen lag (−1 … +1).
+        Normalised correlation of the stem at the stated lag with its target (−1 … +1).
     error_peak_dbfs
-        Peak of the correction ``gain·stem(shifted) − stem`` on the excerpt (dBFS): how much this
-        stem alone contributes to the residual.
+        Peak of the stated correction ``gain·stem(shifted) − stem`` on the excerpt (dBFS).
+    fitted_gain
+        Joint least-squares gain at the stated lag, before confirmation (measurement only).
+    lag_margin_db
+        Peak ratio of the lag decision: how much more residual energy the best lag outside the
+        chosen lag's main lobe leaves (dB); ``None`` if the stem was not analysed.
+    offset_ambiguous
+        Several distinct lags fit equally well and the current one is not among them.
+    offset_candidates_samples
+        Those lags (samples, best first), when ``offset_ambiguous``.
+    confirm_db
+        Per stated aspect (``offset``, ``polarity``, ``gain``, ``common_gain``): how much the
+        residual energy rises when that aspect alone is undone (dB).
     """
 
     file: str
@@ -74,6 +142,11 @@ class StemFit:
     gain: float = 1.0
     correlation: float = 0.0
     error_peak_dbfs: float = float("-inf")
+    fitted_gain: float = 1.0
+    lag_margin_db: float | None = None
+    offset_ambiguous: bool = False
+    offset_candidates_samples: list[int] = field(default_factory=list)
+    confirm_db: dict[str, float] = field(default_factory=dict)
 
     @property
     def hot_db(self) -> float:
@@ -112,6 +185,10 @@ class NullResult:
     dynamics_drop_db
         Gain of the reference relative to the stem model at the loudest moments minus at
         typical levels (dB; strongly negative under a limiter), if diagnosed.
+    model_residual_peak_dbfs
+        Peak of reference − stated model on the analysed frames of the excerpt (dBFS), if
+        diagnosed: what the stated findings leave unexplained (not in :meth:`to_dict`, whose
+        keys are the same whether or not a null was diagnosed, apart from the diagnosis keys).
     stems
         Per-stem fit, if diagnosed.
     diagnoses
@@ -134,12 +211,13 @@ class NullResult:
     excerpt_start_seconds: float | None = None
     excerpt_seconds: float | None = None
     dynamics_drop_db: float | None = None
+    model_residual_peak_dbfs: float | None = None
     stems: list[StemFit] = field(default_factory=list)
     diagnoses: list[Finding] = field(default_factory=list)
     skipped_reason: str | None = None
 
     def offsets(self) -> dict[str, int]:
-        """Detected time offset per stem label (samples, positive = late)."""
+        """Stated time offset per stem label (samples, positive = late)."""
         return {s.file: s.offset_samples for s in self.stems}
 
     def to_dict(self) -> dict[str, Any]:
@@ -169,6 +247,11 @@ class NullResult:
                         "hot_db": s.hot_db,
                         "correlation": s.correlation,
                         "error_peak_dbfs": s.error_peak_dbfs,
+                        "fitted_gain": s.fitted_gain,
+                        "lag_margin_db": s.lag_margin_db,
+                        "offset_ambiguous": s.offset_ambiguous,
+                        "offset_candidates_samples": list(s.offset_candidates_samples),
+                        "confirm_db": dict(s.confirm_db),
                     }
                     for s in self.stems
                 ],
@@ -282,45 +365,6 @@ def _fast_len(n: int) -> int:
     return best
 
 
-def _lag_search(
-    target: Float64Array, stem_ext: Float64Array, max_lag: int
-) -> tuple[int, float, float]:
-    """Best lag of ``stem_ext`` against ``target`` by FFT cross-correlation.
-
-    Parameters
-    ----------
-    target
-        ``(channels, E)``: what the stem should be on the excerpt.
-    stem_ext
-        ``(channels, E + 2·max_lag)``: the stem from ``max_lag`` samples before the excerpt.
-    max_lag
-        Largest lag searched each way (samples).
-
-    Returns
-    -------
-    lag, correlation, score
-        ``lag`` > 0 when the stem is late (``target[n] ≈ stem[n + lag]``); the normalised
-        correlation at that lag (sign = polarity); the least-squares energy it explains.
-    """
-    e = target.shape[1]
-    nfft = _fast_len(e + 2 * max_lag)
-    spec = np.conj(np.fft.rfft(target, nfft, axis=1)) * np.fft.rfft(stem_ext, nfft, axis=1)
-    corr = np.fft.irfft(spec.sum(axis=0), nfft)[: 2 * max_lag + 1]
-    power = np.einsum("ij,ij->j", stem_ext, stem_ext)
-    cum = np.concatenate([[0.0], np.cumsum(power)])
-    k = np.arange(2 * max_lag + 1)
-    window_energy = cum[k + e] - cum[k]
-    with np.errstate(divide="ignore", invalid="ignore"):
-        score = np.where(window_energy > 0, corr**2 / window_energy, 0.0)
-    best = int(np.argmax(score))
-    if score[max_lag] >= score[best]:
-        best = max_lag
-    target_energy = float(np.einsum("ij,ij->", target, target))
-    denom = np.sqrt(target_energy * window_energy[best])
-    rho = float(corr[best] / denom) if denom > 0 else 0.0
-    return best - max_lag, rho, float(score[best])
-
-
 def _bin_gain(m: Float64Array, p: Float64Array, mask: np.ndarray) -> float | None:
     pp = _dot(p[mask], p[mask])
     if pp <= 0 or np.count_nonzero(mask) < 50:
@@ -334,7 +378,10 @@ def _dynamics_drop_db(m: Float64Array, p: Float64Array, sample_rate: int) -> flo
     Two views, the stronger wins: per sample (soft clippers, instantaneous limiting), comparing
     the least-squares gain of the top 1 % / 0.1 % of ``|p|`` with the 20-80 % band; and per 20 ms
     window (limiters and compressors with attack/release), comparing the loudest 10 % of windows
-    with the median band of windows.
+    with the median band of windows. A view counts only when the drop is consistent: at least
+    :data:`DYNAMICS_CONSISTENCY` of its loud samples (windows) have a gain below the typical one.
+    Dynamics processing lowers nearly all of them; material missing from the model, which is
+    unrelated to its level, lowers about half (a tone's phase at a few drum hits is no limiter).
 
     Parameters
     ----------
@@ -350,8 +397,9 @@ def _dynamics_drop_db(m: Float64Array, p: Float64Array, sample_rate: int) -> flo
     body = _bin_gain(mf, pf, (mag >= q20) & (mag <= q80))
     if body and body > 0:
         for q in (q99, q999):
-            top = _bin_gain(mf, pf, mag >= q)
-            if top and top > 0:
+            loud = (mag >= q) & (mag > 0)
+            top = _bin_gain(mf, pf, loud)
+            if top and top > 0 and np.mean(mf[loud] / pf[loud] < body) >= DYNAMICS_CONSISTENCY:
                 drops.append(amplitude_to_db(top / body))
     win = max(sample_rate // 50, 1)
     nwin = m.shape[1] // win
@@ -369,9 +417,527 @@ def _dynamics_drop_db(m: Float64Array, p: Float64Array, sample_rate: int) -> flo
             top_mask = level >= top
             g_mid = float(np.sum(mp[live][mid_mask]) / np.sum(level[mid_mask]))
             g_top = float(np.sum(mp[live][top_mask]) / np.sum(level[top_mask]))
-            if g_mid > 0 and g_top > 0 and np.std(gains) > 0:
+            consistent = np.mean(gains[top_mask] < g_mid) >= DYNAMICS_CONSISTENCY
+            if g_mid > 0 and g_top > 0 and np.std(gains) > 0 and consistent:
                 drops.append(amplitude_to_db(g_top / g_mid))
     return min(drops) if drops else None
+
+
+@dataclass
+class _Excerpt:
+    """The analysed excerpt and what every lag search on it reuses.
+
+    Attributes
+    ----------
+    start, frames
+        First frame and length of the excerpt (frames of the reference).
+    lag
+        Largest lag searched each way (samples).
+    reference
+        ``(channels, frames)``.
+    stems
+        ``(channels, frames + 2·lag)`` each, from ``lag`` frames before the excerpt, zero
+        outside the file; one-channel stems already spread to every channel.
+    stem_lengths
+        Length of each stem file (frames).
+    nfft
+        FFT size of the lag searches.
+    spectra
+        ``rfft`` of each stem excerpt.
+    window_energy
+        ``Wᵢ(k)``, the stem's energy in the window shifted by ``k = −lag … lag``.
+    usable
+        Per stem, the lags whose window lies in the file over at least half the excerpt and
+        holds material.
+    floor_per_value
+        Quantization noise power of the files, summed, per value (``LSB²/12`` per PCM file).
+    lag_floor_per_value
+        ``floor_per_value`` plus the power of an RMS :data:`LAG_FLOOR_BELOW_THRESHOLD_DB`
+        below the threshold: lag fits leaving less than that are equal (both null).
+    """
+
+    start: int
+    frames: int
+    lag: int
+    reference: Float64Array
+    stems: list[Float64Array]
+    stem_lengths: list[int]
+    nfft: int
+    spectra: list[np.ndarray]
+    window_energy: list[Float64Array]
+    usable: list[np.ndarray]
+    floor_per_value: float
+    lag_floor_per_value: float
+    _self_corr: dict[tuple[int, int], Float64Array] = field(default_factory=dict)
+
+    @property
+    def channels(self) -> int:
+        """Channels of the reference."""
+        return int(self.reference.shape[0])
+
+    def shifted(self, i: int, offset: int) -> Float64Array:
+        """Stem ``i`` as it lines up with the excerpt when it is ``offset`` samples late."""
+        o = self.lag + offset
+        return self.stems[i][:, o : o + self.frames]
+
+    def bounds(self, i: int, offset: Any) -> tuple[Any, Any]:
+        """Excerpt frames ``[lo, hi)`` where stem ``i`` shifted by ``offset`` lies in its file."""
+        lo = np.clip(-self.start - offset, 0, self.frames)
+        hi = np.clip(self.stem_lengths[i] - self.start - offset, 0, self.frames)
+        return lo, np.maximum(hi, lo)
+
+    def spectrum(self, x: Float64Array) -> np.ndarray:
+        """``rfft`` of a ``(channels, frames)`` buffer at the lag-search size."""
+        return np.fft.rfft(x, self.nfft, axis=1)
+
+    def correlate(self, i: int, target_spectrum: np.ndarray) -> Float64Array:
+        """``c(k) = Σ_c Σₙ t[c, n]·sᵢ[c, n + k]`` for ``k = −lag … lag`` (index ``k + lag``)."""
+        spec = np.einsum("cf,cf->f", np.conj(target_spectrum), self.spectra[i])
+        return np.fft.irfft(spec, self.nfft)[: 2 * self.lag + 1]
+
+    def self_correlation(self, i: int, offset: int) -> Float64Array:
+        """:meth:`correlate` of stem ``i`` shifted by ``offset`` with itself (cached)."""
+        key = (i, offset)
+        if key not in self._self_corr:
+            self._self_corr[key] = self.correlate(i, self.spectrum(self.shifted(i, offset)))
+        return self._self_corr[key]
+
+
+@dataclass
+class _LagChoice:
+    """Outcome of one lag decision: ``kept`` (the current lag is among the best fits), ``moved``
+    (a new lag, unambiguous) or ``ambiguous`` (several distinct lags fit equally)."""
+
+    lag: int
+    status: str
+    margin_db: float | None = None
+    candidates: list[int] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class _Aspect:
+    """One statement the diagnosis could make: ``offset``, ``polarity`` or ``gain`` of one stem,
+    or ``common_gain`` of all fitted stems."""
+
+    kind: str
+    stems: tuple[int, ...]
+
+
+def _energy(x: Float64Array, lo: int, hi: int) -> float:
+    """``Σ x²`` over frames ``[lo, hi)`` of a ``(channels, frames)`` buffer."""
+    part = x[:, lo:hi]
+    return float(np.einsum("ij,ij->", part, part))
+
+
+def _peak(x: Float64Array, lo: int, hi: int) -> float:
+    part = x[:, lo:hi]
+    return float(np.abs(part).max()) if part.size else 0.0
+
+
+def _read(info: AudioInfo, start: int, frames: int, channels: int) -> Float64Array:
+    """Excerpt of one file with the reference's channels (a mono file goes to every channel)."""
+    x = read_excerpt(info, start, frames)
+    if x.shape[0] == 1 and channels > 1:
+        x = np.ascontiguousarray(np.broadcast_to(x, (channels, frames)))
+    return x
+
+
+def _quantization_power(info: AudioInfo) -> float:
+    """Noise power per value of a PCM encoding, ``LSB²/12`` (0 for floating point)."""
+    bits = info.bit_depth
+    if info.is_float or bits is None:
+        return 0.0
+    return float((2.0 ** -(bits - 1)) ** 2 / 12.0)
+
+
+def _excerpt(
+    reference: AudioInfo,
+    stems: list[tuple[str, AudioInfo]],
+    start: int,
+    frames: int,
+    lag: int,
+    threshold_dbfs: float,
+) -> _Excerpt:
+    channels = reference.channels
+    ext = [_read(info, start - lag, frames + 2 * lag, channels) for _, info in stems]
+    nfft = _fast_len(frames + 2 * lag)
+    k = np.arange(2 * lag + 1)
+    energies = []
+    for x in ext:
+        cum = np.concatenate([[0.0], np.cumsum(np.einsum("ij,ij->j", x, x))])
+        energies.append(cum[k + frames] - cum[k])
+    ks = np.arange(-lag, lag + 1)
+    usable = []
+    for (_, info), w in zip(stems, energies, strict=True):
+        lo = np.clip(-start - ks, 0, frames)
+        hi = np.clip(info.length_samples - start - ks, 0, frames)
+        usable.append((hi - lo >= max(frames // 2, 1)) & (w > 0))
+    quantization = _quantization_power(reference) + sum(
+        _quantization_power(info) for _, info in stems
+    )
+    return _Excerpt(
+        start=start,
+        frames=frames,
+        lag=lag,
+        reference=_read(reference, start, frames, channels),
+        stems=ext,
+        stem_lengths=[info.length_samples for _, info in stems],
+        nfft=nfft,
+        spectra=[np.fft.rfft(x, nfft, axis=1) for x in ext],
+        window_energy=energies,
+        usable=usable,
+        floor_per_value=quantization,
+        lag_floor_per_value=quantization
+        + 10.0 ** ((threshold_dbfs - LAG_FLOOR_BELOW_THRESHOLD_DB) / 10.0),
+    )
+
+
+def _unexplained(
+    ex: _Excerpt, i: int, target: Float64Array, corr: Float64Array
+) -> tuple[Float64Array, Float64Array]:
+    """What stem ``i`` at lag ``k`` leaves of ``target``, for ``k = −lag … lag``.
+
+    Returns
+    -------
+    q, total
+        ``q``: fraction of the target's energy left unexplained where the shifted stem lies in
+        its file (``inf`` where that window covers less than half the excerpt or holds
+        nothing); ``total``: energy left over the whole excerpt, counting the target outside
+        the window as unexplained (the material that lag would lose).
+    """
+    k = np.arange(-ex.lag, ex.lag + 1)
+    lo, hi = ex.bounds(i, k)
+    frames = hi - lo
+    power = np.einsum("ij,ij->j", target, target)
+    cum = np.concatenate([[0.0], np.cumsum(power)])
+    t_energy = cum[hi] - cum[lo]
+    w = ex.window_energy[i]
+    ok = (frames >= max(ex.frames // 2, 1)) & (w > 0) & (t_energy > 0)
+    explained = np.divide(corr**2, w, out=np.zeros_like(w), where=w > 0)
+    floor = ex.lag_floor_per_value * ex.channels * frames + FLOAT_FLOOR * t_energy
+    left = np.maximum(t_energy - explained, floor)
+    q = np.where(ok, left / np.where(ok, t_energy, 1.0), np.inf)
+    return q, left + (cum[-1] - t_energy)
+
+
+def _chance(ex: _Excerpt, i: int, corr: Float64Array) -> float:
+    """Chance level: the median energy stem ``i`` explains, over its usable lags, of the signal
+    whose correlation with it is ``corr`` (a fit at a random lag explains about this much)."""
+    u = np.flatnonzero(ex.usable[i])[::CHANCE_LAG_STEP]  # a sample of lags is plenty
+    if not u.size:
+        return 0.0
+    return float(np.median(corr[u] ** 2 / ex.window_energy[i][u]))
+
+
+def _main_lobe(q: Float64Array, j: int) -> tuple[int, int]:
+    """Lags ``[lo, hi)`` around ``j`` where the explained fraction stays ≥ half its peak."""
+    half = 0.5 * (1.0 - q[j])
+    inside = np.isfinite(q) & (1.0 - q >= half)
+    left = np.flatnonzero(~inside[:j])
+    right = np.flatnonzero(~inside[j + 1 :])
+    lo = int(left[-1]) + 1 if left.size else 0
+    hi = j + 1 + int(right[0]) if right.size else q.size
+    return lo, hi
+
+
+def _peak_margin_db(q: Float64Array, j: int) -> float:
+    """Peak ratio at lag index ``j``: residual of the best lag outside its main lobe over its own
+    (dB). 0 when no lag lies outside the lobe (the curve has no distinct peak)."""
+    lo, hi = _main_lobe(q, j)
+    outside = np.isfinite(q)
+    outside[lo:hi] = False
+    if not outside.any():
+        return 0.0
+    return float(10.0 * np.log10(q[outside].min() / q[j]))
+
+
+def _equal_peaks(q: Float64Array, j: int, ratio: float) -> list[int]:
+    """Lag indices of the distinct peaks whose ``q`` is within ``ratio`` of the peak at ``j``
+    (``j`` first): one per run of such lags outside the main lobe of ``j``."""
+    lo, hi = _main_lobe(q, j)
+    near = np.isfinite(q) & (q <= q[j] * ratio)
+    near[lo:hi] = False
+    idx = np.flatnonzero(near)
+    if not idx.size:
+        return [j]
+    runs = np.split(idx, np.flatnonzero(np.diff(idx) > 1) + 1)
+    return [j, *(int(r[np.argmin(q[r])]) for r in runs)]
+
+
+def _fit_left(ex: _Excerpt, i: int, target: Float64Array, k: int, lo: int, hi: int) -> float:
+    """Energy the least-squares fit of stem ``i`` at lag ``k`` leaves of ``target[lo:hi]``."""
+    s, t = ex.shifted(i, k)[:, lo:hi], target[:, lo:hi]
+    ss, ts = float(np.einsum("ij,ij->", s, s)), float(np.einsum("ij,ij->", t, s))
+    tt = float(np.einsum("ij,ij->", t, t))
+    return max(tt - ts * ts / ss, 0.0) if ss > 0 else tt
+
+
+def _current_holds(
+    ex: _Excerpt, i: int, target: Float64Array, current: int, other: int, chance: float
+) -> bool:
+    """Whether lag ``current`` fits ``target`` as well as lag ``other``.
+
+    Both are measured on the frames where both windows lie in the file (the same frames, so a
+    residual unevenly spread in time favours neither). ``other`` is better when it leaves
+    :data:`LAG_MARGIN_DB` less residual (a clear drop), or explains more by at least
+    :data:`SIGNIFICANCE` times the chance level (a real gain under a large leftover).
+    """
+    a0, b0 = (int(x) for x in ex.bounds(i, current))
+    a1, b1 = (int(x) for x in ex.bounds(i, other))
+    lo, hi = max(a0, a1), min(b0, b1)
+    if hi - lo < max(ex.frames // 4, 1):
+        return True  # not comparable on enough frames: claim nothing new
+    floor = ex.lag_floor_per_value * ex.channels * (hi - lo)
+    kept = _fit_left(ex, i, target, current, lo, hi)
+    if kept <= floor:
+        return True  # the current lag already nulls here
+    moved = _fit_left(ex, i, target, other, lo, hi)
+    clear = kept > 10.0 ** (LAG_MARGIN_DB / 10.0) * max(moved, floor)
+    significant = kept - moved > max(SIGNIFICANCE * chance, floor)
+    return not (clear or significant)
+
+
+def _choose_lag(
+    ex: _Excerpt,
+    i: int,
+    target: Float64Array,
+    corr: Float64Array,
+    current: int,
+) -> _LagChoice:
+    """Decide stem ``i``'s lag from its curves (index ``k + lag``; see the module docstring).
+
+    The candidates are the distinct peaks whose ``q`` is within :data:`LAG_SCREEN_DB` of the
+    best, and the current lag if it is. Exactly periodic material fits equally at lags a period
+    apart wherever the stem has samples; among the candidates, the one that leaves the least
+    energy in total (it loses the least material outside the file) wins, unless another one
+    leaves no more than :data:`SIGNIFICANCE` times the chance level above it: then they are
+    equal peaks and the offset is ambiguous. The current lag is kept whenever it fits as well as
+    the winner on their common frames (:func:`_current_holds`). The chance level is that of what
+    the winner leaves (``corr`` is the target's correlation with the stem).
+    """
+    lag = ex.lag
+    q, total = _unexplained(ex, i, target, corr)
+    finite = np.isfinite(q)
+    j_cur = current + lag
+    if not finite.any():
+        return _LagChoice(current, "kept")
+    screen = 10.0 ** (LAG_SCREEN_DB / 10.0)
+    j_best = int(np.argmin(q))
+    peaks = _equal_peaks(q, j_best, screen)
+    if finite[j_cur] and q[j_cur] <= q[j_best] * screen:
+        peaks.append(j_cur)
+    peaks = sorted(set(peaks), key=lambda p: float(total[p]))
+    best = peaks[0]
+    if best == j_cur:
+        return _LagChoice(current, "kept", _peak_margin_db(q, j_cur))
+    w = ex.window_energy[i][best]
+    chance = _chance(ex, i, corr - corr[best] / w * ex.self_correlation(i, best - lag))
+    tolerance = SIGNIFICANCE * chance + ex.lag_floor_per_value * ex.channels * ex.frames
+    winners = [p for p in peaks if total[p] - total[best] <= tolerance]
+    if _current_holds(ex, i, target, current, best - lag, chance):
+        return _LagChoice(current, "kept", _peak_margin_db(q, j_cur))
+    margin = _peak_margin_db(q, best)
+    if len(winners) == 1:
+        return _LagChoice(best - lag, "moved", margin)
+    return _LagChoice(current, "ambiguous", margin, [p - lag for p in winners[:8]])
+
+
+def _model(ex: _Excerpt, offsets: list[int], gains: list[float]) -> Float64Array:
+    out = np.zeros_like(ex.reference)
+    for i, (d, g) in enumerate(zip(offsets, gains, strict=True)):
+        if g:
+            out += g * ex.shifted(i, d)
+    return out
+
+
+def _interval(ex: _Excerpt, offsets: list[int], members: list[int]) -> tuple[int, int]:
+    """Excerpt frames where every stem in ``members`` at its offset lies in its file."""
+    lo, hi = 0, ex.frames
+    for i in members:
+        a, b = ex.bounds(i, offsets[i])
+        lo, hi = max(lo, int(a)), min(hi, int(b))
+    return lo, max(hi, lo)
+
+
+def _separate(
+    ex: _Excerpt, offsets: list[int], gains: list[float], active: list[int], threshold: float
+) -> tuple[dict[int, _LagChoice], dict[int, float]]:
+    """Greedy separation (module docstring, step 3); updates ``offsets`` and ``gains``.
+
+    A proposal qualifies when it changes the model by at least ``threshold`` at its peak and
+    lowers the residual energy clearly (:data:`CONFIRM_DB`) or significantly (by
+    :data:`SIGNIFICANCE` times the chance level of what it leaves). Returns each active stem's
+    lag decision in the last round (the one nothing qualified in) and the chance level of that
+    round's residual against each stem.
+    """
+    choices: dict[int, _LagChoice] = {}
+    chances: dict[int, float] = {}
+    confirm = 10.0 ** (CONFIRM_DB / 10.0)
+    for _ in range(MAX_ROUNDS):
+        residual = ex.reference - _model(ex, offsets, gains)
+        spectrum = ex.spectrum(residual)
+        best: tuple[float, int, int, float] | None = None
+        for i in active:
+            current = ex.shifted(i, offsets[i])
+            target = residual + gains[i] * current
+            corr_r = ex.correlate(i, spectrum)
+            chances[i] = _chance(ex, i, corr_r)
+            corr = corr_r + gains[i] * ex.self_correlation(i, offsets[i])
+            choice = _choose_lag(ex, i, target, corr, offsets[i])
+            choices[i] = choice
+            w = float(ex.window_energy[i][choice.lag + ex.lag])
+            if choice.status == "ambiguous" or w <= 0:
+                continue  # an undecided lag proposes nothing, not even a gain at a wrong lag
+            k, g = choice.lag, float(corr[choice.lag + ex.lag]) / w
+            if k == offsets[i] and abs(g - gains[i]) <= 1e-12 * abs(gains[i]):
+                continue
+            lo, hi = _interval(ex, offsets, active)
+            lo2, hi2 = _interval(ex, offsets, [j for j in active if j != i])
+            a, b = ex.bounds(i, k)
+            lo, hi = max(lo, lo2, int(a)), min(hi, hi2, int(b))
+            if hi - lo < max(ex.frames // 4, 1):
+                continue
+            change = g * ex.shifted(i, k)[:, lo:hi] - gains[i] * current[:, lo:hi]
+            before = _energy(residual, lo, hi)
+            after = _energy(residual[:, lo:hi] - change, 0, hi - lo)
+            floor = ex.floor_per_value * ex.channels * (hi - lo)
+            clear = before >= confirm * max(after, floor)
+            chance = _chance(ex, i, corr - g * ex.self_correlation(i, k))
+            significant = before - after >= max(SIGNIFICANCE * chance, floor)
+            if not (clear or significant) or float(np.abs(change).max()) < threshold:
+                continue
+            if best is None or before - after > best[0]:
+                best = (before - after, i, k, g)
+        if best is None:
+            break
+        _, i, offsets[i], gains[i] = best
+    return choices, chances
+
+
+def _joint_gains(
+    ex: _Excerpt, offsets: list[int], gains: list[float], fit: list[int], lo: int, hi: int
+) -> None:
+    """Least-squares gains of the stems in ``fit`` at their offsets on frames ``[lo, hi)``
+    (the other stems stay as they are); updates ``gains``."""
+    if not fit or hi <= lo:
+        return
+    fixed = [g if i not in fit else 0.0 for i, g in enumerate(gains)]
+    target = (ex.reference - _model(ex, offsets, fixed))[:, lo:hi].ravel()
+    a = np.stack([ex.shifted(i, offsets[i])[:, lo:hi].ravel() for i in fit])
+    solution = np.linalg.lstsq(a @ a.T, a @ target, rcond=None)[0]
+    for j, i in enumerate(fit):
+        gains[i] = float(solution[j])
+
+
+def _gain_db(g: float) -> float:
+    return amplitude_to_db(abs(g)) if g else float("-inf")
+
+
+def _aspects(
+    offsets: list[int], gains: list[float], fit: list[int], allow_gain: bool
+) -> list[_Aspect]:
+    """What the current model would state about the stems in ``fit``."""
+    db = [_gain_db(gains[i]) for i in fit]
+    common = (
+        allow_gain
+        and bool(fit)
+        and all(offsets[i] == 0 and gains[i] > 0 for i in fit)
+        and max(db) - min(db) < 0.1
+        and abs(float(np.mean(db))) >= GAIN_TOLERANCE_DB
+    )
+    if common:
+        return [_Aspect("common_gain", tuple(fit))]
+    out = []
+    for i in fit:
+        if offsets[i]:
+            out.append(_Aspect("offset", (i,)))
+        if gains[i] < 0:
+            out.append(_Aspect("polarity", (i,)))
+        if allow_gain and abs(_gain_db(gains[i])) >= GAIN_TOLERANCE_DB:
+            out.append(_Aspect("gain", (i,)))
+    return out
+
+
+def _undo(aspect: _Aspect, offsets: list[int], gains: list[float]) -> tuple[list[int], list[float]]:
+    """The model with ``aspect`` alone reset to nominal."""
+    d, g = list(offsets), list(gains)
+    for i in aspect.stems:
+        if aspect.kind == "offset":
+            d[i] = 0
+        elif aspect.kind == "polarity":
+            g[i] = -g[i]
+        else:  # gain, common_gain: unity with the sign kept
+            g[i] = 1.0 if g[i] >= 0 else -1.0
+    return d, g
+
+
+def _snap_gains(gains: list[float], fit: list[int], allow_gain: bool) -> None:
+    """Gains that would not be stated (within tolerance, or withheld) become ±1."""
+    for i in fit:
+        if not allow_gain or abs(_gain_db(gains[i])) < GAIN_TOLERANCE_DB:
+            gains[i] = 1.0 if gains[i] >= 0 else -1.0
+
+
+def _confirm(
+    ex: _Excerpt,
+    offsets: list[int],
+    gains: list[float],
+    fit: list[int],
+    active: list[int],
+    threshold: float,
+    allow_gain: bool,
+    chance: dict[int, float],
+) -> dict[_Aspect, float]:
+    """Keep only the aspects whose undoing raises the residual clearly (step 4).
+
+    An aspect is kept when undoing it alone changes the model by at least ``threshold`` at its
+    peak and raises the residual energy by :data:`CONFIRM_DB`, or by :data:`SIGNIFICANCE` times
+    the chance level of its stems (``chance``, against the separated residual). Failing aspects
+    are reset in ``offsets``/``gains``, weakest first. Returns the rise (dB) per kept aspect.
+    """
+    confirm = 10.0 ** (CONFIRM_DB / 10.0)
+    while True:
+        _snap_gains(gains, fit, allow_gain)
+        aspects = _aspects(offsets, gains, fit, allow_gain)
+        if not aspects:
+            return {}
+        residual = ex.reference - _model(ex, offsets, gains)
+        lo0, hi0 = _interval(ex, offsets, active)
+        rises: dict[_Aspect, float] = {}
+        failing: list[tuple[float, _Aspect]] = []
+        for aspect in aspects:
+            d2, g2 = _undo(aspect, offsets, gains)
+            lo1, hi1 = _interval(ex, d2, active)
+            lo, hi = max(lo0, lo1), min(hi0, hi1)
+            change = np.zeros((ex.channels, max(hi - lo, 0)))
+            for i in aspect.stems:
+                change += gains[i] * ex.shifted(i, offsets[i])[:, lo:hi]
+                change -= g2[i] * ex.shifted(i, d2[i])[:, lo:hi]
+            kept = _energy(residual, lo, hi)
+            undone = _energy(residual[:, lo:hi] + change, 0, max(hi - lo, 0))
+            floor = ex.floor_per_value * ex.channels * max(hi - lo, 1)
+            rises[aspect] = float(10.0 * np.log10(max(undone, 1e-300) / max(kept, floor, 1e-300)))
+            level = max(SIGNIFICANCE * max(chance.get(i, 0.0) for i in aspect.stems), floor)
+            shown = undone >= confirm * max(kept, floor) or undone - kept >= level
+            peak = float(np.abs(change).max()) if change.size else 0.0
+            if not shown or peak < threshold:
+                failing.append((rises[aspect], aspect))
+        if not failing:
+            return rises
+        weakest = min(failing, key=lambda x: x[0])[1]
+        offsets[:], gains[:] = _undo(weakest, offsets, gains)
+
+
+def _explained_by_stems(
+    ex: _Excerpt, residual: Float64Array, active: list[int]
+) -> dict[int, float]:
+    """Largest fraction of ``residual`` each stem explains at any lag (its best LS fit)."""
+    spectrum = ex.spectrum(residual)
+    out = {}
+    for i in active:
+        q, _ = _unexplained(ex, i, residual, ex.correlate(i, spectrum))
+        out[i] = float(1.0 - q.min()) if np.isfinite(q).any() else 0.0
+    return out
 
 
 def diagnose_null(
@@ -386,6 +952,9 @@ def diagnose_null(
 ) -> None:
     """Explain a failed null; fills ``result.stems``, ``result.diagnoses`` and the excerpt fields.
 
+    Only what the fit can show is stated (see the module docstring): every finding about a stem
+    is a correction that, undone alone, raises the residual by at least :data:`CONFIRM_DB`.
+
     Parameters
     ----------
     result
@@ -393,7 +962,8 @@ def diagnose_null(
     reference
         The reference file (mix or pre-master).
     stems
-        ``(label, info)`` per stem, same sample rate and channel count as the reference.
+        ``(label, info)`` per stem, same sample rate as the reference and its channel count or
+        one channel (added to every channel).
     center_frame
         Where to centre the excerpt (see :meth:`NullAccumulator.excerpt_center`).
     severity
@@ -411,73 +981,104 @@ def diagnose_null(
     result.excerpt_start_seconds = start / fs
     result.excerpt_seconds = e / fs
     thr = 10.0 ** (result.threshold_dbfs / 20.0)
-    ref_label = result.reference
-    what = "the pre-master" if result.reference_role == "premaster" else "the mix"
+    ex = _excerpt(reference, stems, start, e, lag, result.threshold_dbfs)
 
-    m = read_excerpt(reference, start, e)
-    ext = [read_excerpt(info, start - lag, e + 2 * lag) for _, info in stems]
-    flat = [s[:, lag : lag + e] for s in ext]
-    residual = m - np.sum(flat, axis=0)
+    n = len(stems)
+    offsets, gains = [0] * n, [1.0] * n
+    active = [i for i in range(n) if ex.window_energy[i].max(initial=0.0) > 1e-24]
+    choices, chances = _separate(ex, offsets, gains, active, thr)
+    ambiguous = [i for i in active if choices.get(i, _LagChoice(0, "kept")).status == "ambiguous"]
+    fit = [i for i in active if i not in ambiguous]
+    _joint_gains(ex, offsets, gains, fit, *_interval(ex, offsets, active))
+    fitted = list(gains)
 
-    fits: list[StemFit] = []
-    active: list[int] = []
-    for i, (label, _) in enumerate(stems):
-        fit = StemFit(file=label)
-        fits.append(fit)
-        if float(np.einsum("ij,ij->", ext[i], ext[i])) <= 1e-24:
-            continue  # silent here: nothing to fit
-        target = residual + flat[i]
-        fit.offset_samples, fit.correlation, _ = _lag_search(target, ext[i], lag)
-        active.append(i)
-    shifted = {
-        i: ext[i][:, lag + fits[i].offset_samples : lag + fits[i].offset_samples + e]
-        for i in active
-    }
-    model = np.zeros_like(m)
-    if active:
-        a = np.stack([shifted[i].ravel() for i in active])
-        gram = a @ a.T
-        rhs = a @ m.ravel()
-        gains = np.linalg.lstsq(gram, rhs, rcond=None)[0]
-        for j, i in enumerate(active):
-            fits[i].gain = float(gains[j])
-            model += fits[i].gain * shifted[i]
-            err = fits[i].gain * shifted[i] - flat[i]
-            fits[i].error_peak_dbfs = amplitude_to_db(float(np.abs(err).max()))
-    result.stems = fits
-    # Judge what the model leaves only where every shifted stem has material: a stem printed
-    # 128 samples late has lost its last 128 samples, which no re-alignment can bring back.
-    valid = np.ones(e, dtype=bool)
-    frames = start + np.arange(e)
-    for i in active:
-        d = fits[i].offset_samples
-        if d:
-            valid &= (frames + d >= 0) & (frames + d < stems[i][1].length_samples)
-    if np.count_nonzero(valid) < e // 2:
-        valid[:] = True
-    m_valid, model_valid = m[:, valid], model[:, valid]
-    model_residual_peak = float(np.abs(m_valid - model_valid).max()) if m.size else 0.0
-
-    findings: list[Finding] = []
-    drop = _dynamics_drop_db(m_valid, model_valid, fs)
+    lo, hi = _interval(ex, offsets, active)
+    if hi - lo < e // 2:
+        lo, hi = 0, e
+    drop = _dynamics_drop_db(ex.reference[:, lo:hi], _model(ex, offsets, gains)[:, lo:hi], fs)
     result.dynamics_drop_db = drop
-    dynamics = drop is not None and drop < -DYNAMICS_DROP_DB and model_residual_peak >= thr
+    fitted_peak = _peak(ex.reference - _model(ex, offsets, gains), lo, hi)
+    dynamics = drop is not None and drop < -DYNAMICS_DROP_DB and fitted_peak >= thr
 
-    significant = [fits[i] for i in active if fits[i].error_peak_dbfs >= result.threshold_dbfs]
-    gains_db = [fits[i].hot_db for i in active if fits[i].gain > 0]
-    common = (
-        len(active) >= 1
-        and all(fits[i].offset_samples == 0 and fits[i].gain > 0 for i in active)
-        and len(gains_db) == len(active)
-        and max(gains_db) - min(gains_db) < 0.1
-        and abs(float(np.mean(gains_db))) >= GAIN_TOLERANCE_DB
-        and bool(significant)
-        and not dynamics
-    )
-    if common:
+    rises = _confirm(ex, offsets, gains, fit, active, thr, not dynamics, chances)
+    residual = ex.reference - _model(ex, offsets, gains)
+    lo, hi = _interval(ex, offsets, active)
+    inside_peak = _peak(residual, lo, hi)
+    result.model_residual_peak_dbfs = amplitude_to_db(inside_peak)
+    result.stems = _fits(ex, stems, offsets, gains, fitted, choices, rises, residual, (lo, hi))
+
+    labels = [label for label, _ in stems]
+    ref_label = result.reference
+    findings = _stated_findings(result, rises, ref_label, severity)
+    if dynamics:
+        assert drop is not None
+        findings.append(_dynamics_finding(result, drop, severity))
+    elif inside_peak >= thr:
+        findings += _leftover_findings(
+            result, ex, residual, (lo, hi), active, ambiguous, choices, labels, severity
+        )
+    elif max(_peak(residual, 0, lo), _peak(residual, hi, e)) >= thr:
+        findings += _lost_findings(result, ex, offsets, active, residual, labels, severity)
+    if not findings and not result.passed:
+        findings.append(
+            Finding(
+                severity,
+                "null.unexplained",
+                f"the residual against {ref_label} could not be explained on the analysed "
+                f"excerpt ({start / fs:.1f}–{(start + e) / fs:.1f} s)",
+                file=ref_label,
+                advice="listen to the residual; look for an edit, a late automation or a "
+                f"time offset beyond ±{max_lag_seconds:g} s",
+            )
+        )
+    result.diagnoses = findings
+
+
+def _fits(
+    ex: _Excerpt,
+    stems: list[tuple[str, AudioInfo]],
+    offsets: list[int],
+    gains: list[float],
+    fitted: list[float],
+    choices: dict[int, _LagChoice],
+    rises: dict[_Aspect, float],
+    residual: Float64Array,
+    interval: tuple[int, int],
+) -> list[StemFit]:
+    """One :class:`StemFit` per stem from the stated model."""
+    lo, hi = interval
+    out = []
+    for i, (label, _) in enumerate(stems):
+        choice = choices.get(i)
+        fit = StemFit(file=label, offset_samples=offsets[i], gain=gains[i])
+        fit.fitted_gain = fitted[i]
+        if choice is not None:
+            fit.lag_margin_db = choice.margin_db
+            fit.offset_ambiguous = choice.status == "ambiguous"
+            fit.offset_candidates_samples = list(choice.candidates)
+        fit.confirm_db = {a.kind: db for a, db in rises.items() if i in a.stems}
+        s = ex.shifted(i, offsets[i])
+        target = residual + gains[i] * s
+        denom = np.sqrt(_energy(target, lo, hi) * _energy(s, lo, hi))
+        if denom > 0:
+            part_t, part_s = target[:, lo:hi], s[:, lo:hi]
+            fit.correlation = float(np.einsum("ij,ij->", part_t, part_s) / denom)
+        error = gains[i] * s - ex.shifted(i, 0)
+        fit.error_peak_dbfs = amplitude_to_db(float(np.abs(error).max()) if error.size else 0.0)
+        out.append(fit)
+    return out
+
+
+def _stated_findings(
+    result: NullResult, rises: dict[_Aspect, float], ref_label: str, severity: Severity
+) -> list[Finding]:
+    """The confirmed aspects as findings, in stem order."""
+    what = "the pre-master" if result.reference_role == "premaster" else "the mix"
+    kinds = {a.kind for a in rises}
+    if "common_gain" in kinds:
         level = result.stems_gain_db
         side = "below" if level < 0 else "above"
-        findings.append(
+        return [
             Finding(
                 severity,
                 "null.common_gain",
@@ -490,71 +1091,20 @@ def diagnose_null(
                 ),
                 value=level,
             )
-        )
-    else:
-        for fit in significant:
-            findings.extend(_stem_findings(fit, ref_label, severity, skip_gain=dynamics))
-    if dynamics:
-        assert drop is not None
-        if result.reference_role == "premaster":
-            message = (
-                f"{ref_label} has dynamics processing not in the stems: its peaks are "
-                f"{-drop:.1f} dB lower than the stem sum predicts"
-            )
-            advice = (
-                "print the stems through the same bus processing, or bypass it on the pre-master"
-            )
-        else:
-            message = (
-                "the mix appears to have master-bus dynamics processing (limiter/compressor): "
-                f"at its loudest, {ref_label} is {-drop:.1f} dB below the stem sum; null the stems "
-                "against the pre-master mix instead"
-            )
-            advice = (
-                "add the pre-master (mix before the master bus) to the package as role "
-                '"premaster" in manifest.json, or bypass the master-bus processing'
-            )
-        findings.append(
-            Finding(
-                severity, "null.master_dynamics", message, file=ref_label, advice=advice, value=drop
-            )
-        )
-    elif model_residual_peak >= thr:
-        findings.append(
-            Finding(
-                severity,
-                "null.missing_stem",
-                "the residual holds material not in any stem: a stem is missing; residual RMS "
-                f"{result.residual_rms_dbfs:.1f} dBFS "
-                f"({result.reference_rms_dbfs - result.residual_rms_dbfs:.1f} dB below "
-                f"{ref_label})",
-                file=ref_label,
-                advice="export the missing stem (listen to the residual: mix minus the stems), "
-                "or check that every track is routed to exactly one stem",
-                value=result.residual_rms_dbfs,
-            )
-        )
-    if not findings and not result.passed:
-        findings.append(
-            Finding(
-                severity,
-                "null.unexplained",
-                f"the residual against {ref_label} could not be explained on the analysed "
-                f"excerpt ({start / fs:.1f}–{(start + e) / fs:.1f} s)",
-                file=ref_label,
-                advice="listen to the residual; look for an edit, a late automation or a "
-                "time offset beyond ±1 s",
-            )
-        )
-    result.diagnoses = findings
+        ]
+    out: list[Finding] = []
+    for fit_index, fit in enumerate(result.stems):
+        stated = {a.kind for a in rises if a.stems == (fit_index,)}
+        out += _stem_findings(fit, ref_label, severity, stated)
+    return out
 
 
 def _stem_findings(
-    fit: StemFit, ref_label: str, severity: Severity, *, skip_gain: bool
+    fit: StemFit, ref_label: str, severity: Severity, stated: set[str]
 ) -> list[Finding]:
     out: list[Finding] = []
     d = fit.offset_samples
-    if d:
+    if "offset" in stated:
         n = abs(d)
         unit = "sample" if n == 1 else "samples"
         state, move = ("late", "earlier") if d > 0 else ("early", "later")
@@ -569,19 +1119,20 @@ def _stem_findings(
                 value=float(d),
             )
         )
-    if fit.gain < 0:
+    if "polarity" in stated:
         out.append(
             Finding(
                 severity,
                 "null.polarity",
                 f"{fit.file} is polarity-inverted against {ref_label}",
                 file=fit.file,
-                advice=f"flip the polarity of {fit.file} (multiply by −1), or re-print it",
+                advice=f"flip the polarity of {fit.file} (multiply by −1; stemprint repair does "
+                "this), or re-print it",
                 value=-1.0,
             )
         )
     hot = fit.hot_db
-    if not skip_gain and abs(hot) >= GAIN_TOLERANCE_DB and np.isfinite(hot):
+    if "gain" in stated:
         word = "hot" if hot > 0 else "low"
         out.append(
             Finding(
@@ -590,8 +1141,136 @@ def _stem_findings(
                 f"{fit.file} is printed {abs(hot):.2f} dB {word} against {ref_label}",
                 file=fit.file,
                 advice=f"re-print {fit.file} at the mix's fader level "
-                f"({'lower' if hot > 0 else 'raise'} it by {abs(hot):.2f} dB)",
+                f"({'lower' if hot > 0 else 'raise'} it by {abs(hot):.2f} dB; stemprint repair "
+                "does this)",
                 value=hot,
+            )
+        )
+    return out
+
+
+def _dynamics_finding(result: NullResult, drop: float, severity: Severity) -> Finding:
+    ref_label = result.reference
+    if result.reference_role == "premaster":
+        message = (
+            f"{ref_label} has dynamics processing not in the stems: its peaks are "
+            f"{-drop:.1f} dB lower than the stem sum predicts"
+        )
+        advice = "print the stems through the same bus processing, or bypass it on the pre-master"
+    else:
+        message = (
+            "the mix appears to have master-bus dynamics processing (limiter/compressor): "
+            f"at its loudest, {ref_label} is {-drop:.1f} dB below the stem sum; null the stems "
+            "against the pre-master mix instead"
+        )
+        advice = (
+            "add the pre-master (mix before the master bus) to the package as role "
+            '"premaster" in manifest.json, or bypass the master-bus processing'
+        )
+    return Finding(
+        severity, "null.master_dynamics", message, file=ref_label, advice=advice, value=drop
+    )
+
+
+def _leftover_findings(
+    result: NullResult,
+    ex: _Excerpt,
+    residual: Float64Array,
+    interval: tuple[int, int],
+    active: list[int],
+    ambiguous: list[int],
+    choices: dict[int, _LagChoice],
+    labels: list[str],
+    severity: Severity,
+) -> list[Finding]:
+    """Name what the stated model leaves (step 5): an ambiguous offset, a missing stem, or
+    several faults that cannot be separated."""
+    ref_label = result.reference
+    if ambiguous:
+        out = []
+        for i in ambiguous:
+            lags = ", ".join(f"{c:+d}" for c in choices[i].candidates)
+            out.append(
+                Finding(
+                    severity,
+                    "null.offset_ambiguous",
+                    f"{labels[i]} does not line up with {ref_label}, but its time offset cannot "
+                    f"be determined: the lags {lags} samples fit about equally well (periodic "
+                    "material)",
+                    file=labels[i],
+                    advice=f"re-print {labels[i]} with the same start point as the mix; "
+                    "stemprint repair does not guess an offset",
+                )
+            )
+        return out
+    lo, hi = interval
+    inside = np.zeros_like(residual)
+    inside[:, lo:hi] = residual[:, lo:hi]
+    explained = _explained_by_stems(ex, inside, active)
+    related = [i for i in active if explained[i] >= MISSING_MAX_EXPLAINED]
+    if not related:
+        return [
+            Finding(
+                severity,
+                "null.missing_stem",
+                "the residual holds material not in any stem: a stem is missing; residual RMS "
+                f"{result.residual_rms_dbfs:.1f} dBFS "
+                f"({result.reference_rms_dbfs - result.residual_rms_dbfs:.1f} dB below "
+                f"{ref_label})",
+                file=ref_label,
+                advice="export the missing stem (listen to the residual: mix minus the stems), "
+                "or check that every track is routed to exactly one stem",
+                value=result.residual_rms_dbfs,
+            )
+        ]
+    names = ", ".join(f"{labels[i]} ({100 * explained[i]:.0f} %)" for i in related)
+    peak = amplitude_to_db(_peak(residual, lo, hi))
+    return [
+        Finding(
+            severity,
+            "null.not_separable",
+            f"several faults, not separable: what is left against {ref_label} "
+            f"(peak {peak:.1f} dBFS) still correlates with {names}, but no single correction "
+            "of a stem removes it",
+            file=ref_label,
+            advice="fix the findings above (if any) and verify again, or re-print the stems "
+            "from the session; listen to the residual",
+            value=peak,
+        )
+    ]
+
+
+def _lost_findings(
+    result: NullResult,
+    ex: _Excerpt,
+    offsets: list[int],
+    active: list[int],
+    residual: Float64Array,
+    labels: list[str],
+    severity: Severity,
+) -> list[Finding]:
+    """The stated model nulls where every stem has samples; what is left lies where a shifted or
+    short stem has none: that material is not in the file."""
+    out = []
+    for i in active:
+        a, b = (int(x) for x in ex.bounds(i, offsets[i]))
+        lost = [(0, a)] if a > 0 else []
+        lost += [(b, ex.frames)] if b < ex.frames else []
+        peak = max((_peak(residual, x, y) for x, y in lost), default=0.0)
+        if peak < 10.0 ** (result.threshold_dbfs / 20.0):
+            continue
+        frames = sum(y - x for x, y in lost)
+        where = "at its start" if lost[0][0] == 0 and len(lost) == 1 else "at its end"
+        out.append(
+            Finding(
+                severity,
+                "null.lost_material",
+                f"{labels[i]} has no samples for {frames} samples {where} where "
+                f"{result.reference} still has its material (residual peak "
+                f"{amplitude_to_db(peak):.1f} dBFS there): re-aligning cannot restore it",
+                file=labels[i],
+                advice=f"re-print {labels[i]} from the session over the full length of the mix",
+                value=float(frames),
             )
         )
     return out

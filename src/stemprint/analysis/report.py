@@ -1,4 +1,17 @@
-"""The verification report: data classes, JSON output and the rich console rendering."""
+"""The verification report: data classes, JSON output and the rich console rendering.
+
+Invariants
+----------
+* ``VerificationReport.passed`` is ``not errors``: warnings and info never fail a package.
+* ``nulls[i]`` is the null of ``sums[i]`` (the same :class:`~.nulltest.NullResult` object), in
+  the order the relations were checked; a null decides the verdict exactly when its relation
+  is ``exact``.
+* ``to_dict(reproducible=True)`` holds no absolute path and no timing: the same package gives
+  byte-identical JSON wherever it lies and however long the verification took (files are named
+  by their label, the path relative to the package).
+* :func:`print_report` never shortens a file name: each file is listed on its own line, in full,
+  and the level table refers to it by number, so the table fits an 80-column terminal.
+"""
 
 from __future__ import annotations
 
@@ -10,16 +23,59 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from rich import box
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from .audio import amplitude_to_db
 from .findings import SEVERITY_ORDER, Finding, to_jsonable
 from .meters import FileLevels
 from .nulltest import NullResult
 
 #: Version of the ``to_dict`` layout; bumped when keys change meaning.
 REPORT_SCHEMA = "stemprint.verify/1"
+
+
+@dataclass
+class SumCheck:
+    """One sum relation as it was checked: which parts, against what, and why.
+
+    Attributes
+    ----------
+    name
+        The relation's name (``stems``, ``Drums bus``).
+    parts
+        Labels of the files summed, in order.
+    reference
+        Label of the file they must sum to.
+    exact
+        The null decides the verdict (else it is reported for information).
+    why
+        Why the relation holds or why it is informational.
+    source
+        ``manifest`` (the manifest's ``sums``) or ``roles`` (derived from the file roles).
+    null
+        The null test of this relation (also in :attr:`VerificationReport.nulls`).
+    """
+
+    name: str
+    parts: list[str]
+    reference: str
+    exact: bool
+    why: str
+    source: str
+    null: NullResult
+
+    def relation_dict(self) -> dict[str, Any]:
+        """The relation's own keys (merged into the null's dict by the report)."""
+        return {
+            "name": self.name,
+            "parts": list(self.parts),
+            "exact": self.exact,
+            "why": self.why,
+            "source": self.source,
+        }
 
 
 @dataclass
@@ -117,6 +173,17 @@ class VerificationReport:
         Every finding, errors first.
     elapsed_seconds
         Wall time of the verification (s).
+    sums
+        The sum relations checked, each with its null (``nulls[i] is sums[i].null``).
+    sums_source
+        ``manifest`` (its ``sums`` key decided) or ``roles`` (stems vs pre-master and mix).
+    unrelated_files
+        Labels of the files that take part in no sum relation (measured, not null-tested).
+    no_sums_reason
+        Why nothing was null-tested, when no relation was checked.
+    package_label
+        ``package`` as a reproducible report names it: ``.`` for a directory, else the first
+        file's name.
     """
 
     passed: bool
@@ -127,6 +194,11 @@ class VerificationReport:
     nulls: list[NullResult] = field(default_factory=list)
     findings: list[Finding] = field(default_factory=list)
     elapsed_seconds: float = 0.0
+    sums: list[SumCheck] = field(default_factory=list)
+    sums_source: str = "roles"
+    unrelated_files: list[str] = field(default_factory=list)
+    no_sums_reason: str | None = None
+    package_label: str = "."
 
     @property
     def errors(self) -> list[Finding]:
@@ -157,30 +229,50 @@ class VerificationReport:
         """Order findings errors → warnings → info, keeping the order within a severity."""
         self.findings.sort(key=lambda f: SEVERITY_ORDER[f.severity])
 
-    def to_dict(self) -> dict[str, Any]:
-        """Return a JSON-serializable dict with stable keys (non-finite numbers → ``None``)."""
-        return to_jsonable(
-            {
-                "schema": REPORT_SCHEMA,
-                "passed": self.passed,
-                "package": self.package,
-                "profile": self.profile,
-                "null_threshold_dbfs": self.null_threshold_dbfs,
-                "counts": {
-                    "error": len(self.errors),
-                    "warning": len(self.warnings),
-                    "info": len(self.findings) - len(self.errors) - len(self.warnings),
-                },
-                "files": [f.to_dict() for f in self.files],
-                "nulls": [n.to_dict() for n in self.nulls],
-                "findings": [f.to_dict() for f in self.findings],
-                "elapsed_seconds": self.elapsed_seconds,
-            }
-        )
+    def _null_dict(self, null: NullResult) -> dict[str, Any]:
+        check = next((c for c in self.sums if c.null is null), None)
+        return {**(check.relation_dict() if check else {}), **null.to_dict()}
+
+    def to_dict(self, reproducible: bool = False) -> dict[str, Any]:
+        """Return a JSON-serializable dict with stable keys (non-finite numbers → ``None``).
+
+        Parameters
+        ----------
+        reproducible
+            Leave out everything that differs between two verifications of the same package:
+            ``package`` becomes :attr:`package_label`, each file's ``path`` its label, and
+            ``elapsed_seconds`` is dropped. ``stemprint render`` stores this form as
+            ``verification.json``.
+        """
+        files = [f.to_dict() for f in self.files]
+        if reproducible:
+            for entry in files:
+                entry["path"] = entry["label"]
+        data: dict[str, Any] = {
+            "schema": REPORT_SCHEMA,
+            "passed": self.passed,
+            "package": self.package_label if reproducible else self.package,
+            "profile": self.profile,
+            "null_threshold_dbfs": self.null_threshold_dbfs,
+            "counts": {
+                "error": len(self.errors),
+                "warning": len(self.warnings),
+                "info": len(self.findings) - len(self.errors) - len(self.warnings),
+            },
+            "files": files,
+            "sums_source": self.sums_source,
+            "nulls": [self._null_dict(n) for n in self.nulls],
+            "unrelated_files": list(self.unrelated_files),
+            "no_sums_reason": self.no_sums_reason,
+            "findings": [f.to_dict() for f in self.findings],
+        }
+        if not reproducible:
+            data["elapsed_seconds"] = self.elapsed_seconds
+        return to_jsonable(data)
 
 
-def write_report_json(report: VerificationReport, path: Path) -> Path:
-    """Write ``report.to_dict()`` as JSON, atomically.
+def write_report_json(report: VerificationReport, path: Path, reproducible: bool = False) -> Path:
+    """Write ``report.to_dict(reproducible)`` as JSON, atomically.
 
     The JSON goes to a temporary file in the destination directory, is flushed to disk, then
     renamed over ``path`` with :func:`os.replace`, so readers never see a half-written report.
@@ -196,7 +288,7 @@ def write_report_json(report: VerificationReport, path: Path) -> Path:
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=directory)
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            json.dump(report.to_dict(), fh, indent=2, allow_nan=False)
+            json.dump(report.to_dict(reproducible), fh, indent=2, allow_nan=False)
             fh.write("\n")
             fh.flush()
             os.fsync(fh.fileno())
@@ -216,7 +308,11 @@ def _fmt(value: float | None, digits: int = 1) -> str:
 
 
 def print_report(report: VerificationReport, console: Console) -> None:
-    """Print the verdict first, then a table of per-file levels, then one line per failure.
+    """Print the verdict first, then the sums, the files, their levels, and one line per failure.
+
+    File names are never shortened: each file has its own line, in full (``soft_wrap``: the
+    terminal wraps a name longer than the screen, nothing is cut), and the level table refers
+    to the files by number.
 
     Parameters
     ----------
@@ -226,55 +322,89 @@ def print_report(report: VerificationReport, console: Console) -> None:
         Where to print (``rich.console.Console``).
     """
     n_err, n_warn = len(report.errors), len(report.warnings)
-    if report.passed:
-        verdict = "[bold green]PASS[/]"
-    else:
-        verdict = "[bold red]FAIL[/]"
+    verdict = "[bold green]PASS[/]" if report.passed else "[bold red]FAIL[/]"
     summary = f"{verdict} {escape(report.package)}: {n_err} error(s), {n_warn} warning(s)"
     if report.profile:
         summary += f", profile {report.profile}"
-    console.print(summary, highlight=False)
-    for null in report.nulls:
+    console.print(summary, highlight=False, soft_wrap=True)
+    _print_sums(report, console)
+    _print_files(report, console)
+    console.print(
+        "[bold]Levels[/]: peak and DC dBFS, true peak dBTP, loudness LUFS, range LU",
+        highlight=False,
+    )
+    console.print(_levels_table(report))
+    for finding in report.findings:
+        if finding.severity == "info":
+            continue
+        mark = "[red]✗[/]" if finding.severity == "error" else "[yellow]![/]"
+        line = f"{mark} {escape(finding.message)}"
+        if finding.advice:
+            line += f" → {escape(finding.advice)}"
+        console.print(line, highlight=False)
+
+
+def _print_sums(report: VerificationReport, console: Console) -> None:
+    """One line per sum relation checked; what takes part in none."""
+    checks = report.sums or [
+        SumCheck("stems", [], n.reference, n.decides_verdict, "", "roles", n) for n in report.nulls
+    ]
+    for check in checks:
+        null = check.null
+        subject = check.name if check.source == "roles" else f"sum {check.name!r}"
+        subject += f" ({len(check.parts)} parts)" if check.parts else ""
+        role = "" if check.exact else " (for information)"
+        head = f"  {escape(subject)} vs {escape(check.reference)}{role}: "
         if null.skipped_reason:
-            console.print(
-                f"  null vs {escape(null.reference)}: not run ({null.skipped_reason})",
-                highlight=False,
-            )
+            console.print(head + f"not run ({escape(null.skipped_reason)})", highlight=False)
             continue
         state = "[green]nulls[/]" if null.passed else "[red]does not null[/]"
-        role = "" if null.decides_verdict else " (for information)"
         console.print(
-            f"  stems vs {escape(null.reference)}{role}: {state}: residual peak "
-            f"{_fmt(null.residual_peak_dbfs)} dBFS, RMS {_fmt(null.residual_rms_dbfs)} dBFS "
-            f"(threshold {_fmt(null.threshold_dbfs)} dBFS)",
+            head + f"{state}: residual peak {_fmt(null.residual_peak_dbfs)} dBFS, RMS "
+            f"{_fmt(null.residual_rms_dbfs)} dBFS (threshold {_fmt(null.threshold_dbfs)} dBFS)",
             highlight=False,
         )
+    if not checks and report.no_sums_reason:
+        console.print(f"  nothing null-tested: {escape(report.no_sums_reason)}", highlight=False)
+    if report.unrelated_files and checks:
+        console.print("  in no sum (measured only):", highlight=False)
+        for label in report.unrelated_files:
+            console.print(f"    {escape(label)}", highlight=False, soft_wrap=True)
 
-    table = Table(title="Levels", show_lines=False, header_style="bold")
-    for title, justify in [
-        ("File", "left"),
-        ("Role", "left"),
-        ("Format", "left"),
-        ("Length s", "right"),
-        ("Peak dBFS", "right"),
-        ("TP dBTP", "right"),
-        ("LUFS", "right"),
-        ("LRA LU", "right"),
-        ("Max M", "right"),
-        ("Max S", "right"),
-        ("DC", "right"),
-        ("Clips", "right"),
-        ("Corr", "right"),
-    ]:
-        table.add_column(title, justify=justify)  # type: ignore[arg-type]
-    if report.profile:
-        table.add_column("Profile", justify="center")
-    for f in report.files:
+
+def _print_files(report: VerificationReport, console: Console) -> None:
+    """``#  label  (role, format, length)``: the label in full, details on the next line when
+    the whole does not fit the console."""
+    console.print("[bold]Files[/]", highlight=False)
+    for number, f in enumerate(report.files, 1):
+        details = (
+            f"({f.role}, {f.sample_rate / 1000:g} kHz {f.channels}ch {f.subtype}, "
+            f"{_fmt(f.duration_seconds, 2)} s)"
+        )
+        head = f"{number:>3}  {f.label}"
+        if len(head) + 2 + len(details) <= console.width:
+            console.print(f"{escape(head)}  {escape(details)}", highlight=False, soft_wrap=True)
+        else:
+            console.print(escape(head), highlight=False, soft_wrap=True)
+            console.print(f"     {escape(details)}", highlight=False, soft_wrap=True)
+
+
+def _levels_table(report: VerificationReport) -> Table:
+    """Per-file levels keyed by the file's number in the list above (fits 80 columns)."""
+    table = Table(
+        box=box.SIMPLE_HEAD,
+        collapse_padding=True,
+        pad_edge=False,
+        header_style="bold",
+    )
+    titles = ["#", "Peak", "TP", "LUFS", "LRA", "M max", "S max", "DC", "Clips", "Corr"]
+    for title in titles + (["Profile"] if report.profile else []):
+        table.add_column(title, justify="right", overflow="fold")
+    for number, f in enumerate(report.files, 1):
         lv = f.levels
-        fmt = f"{f.sample_rate / 1000:g} kHz {f.channels}ch {f.subtype}"
-        cells = [escape(f.label), f.role, fmt, _fmt(f.duration_seconds, 2)]
+        cells = [str(number)]
         if lv is None:
-            cells += ["–"] * 9
+            cells += ["–"] * (len(titles) - 1)
         else:
             dc = max((abs(d) for d in lv.dc_offset_per_channel), default=0.0)
             cells += [
@@ -284,7 +414,7 @@ def print_report(report: VerificationReport, console: Console) -> None:
                 _fmt(lv.loudness_range_lu),
                 _fmt(lv.max_momentary_lufs),
                 _fmt(lv.max_short_term_lufs),
-                f"{dc:.1e}",
+                _fmt(amplitude_to_db(dc)),
                 str(lv.clipped_run_count),
                 _fmt(lv.channel_correlation, 2),
             ]
@@ -295,13 +425,4 @@ def print_report(report: VerificationReport, console: Console) -> None:
                 else ("[green]ok[/]" if f.profile_passed else "[red]fail[/]")
             )
         table.add_row(*cells)
-    console.print(table)
-
-    for finding in report.findings:
-        if finding.severity == "info":
-            continue
-        mark = "[red]✗[/]" if finding.severity == "error" else "[yellow]![/]"
-        line = f"{mark} {escape(finding.message)}"
-        if finding.advice:
-            line += f" → {escape(finding.advice)}"
-        console.print(line, highlight=False)
+    return table

@@ -1,6 +1,6 @@
 """Channel-strip math: dB ↔ linear, the two pan laws, mono → stereo.
 
-The pan laws are fixed by the product contract (``shared/contract/README.md``):
+The pan laws are fixed by the product contract (README, "Pan laws"):
 
 * a **mono** source pans with a constant-power law, gains ``cos θ`` (left) and ``sin θ`` (right),
   ``θ = (pan + 1)·π/4``: −3.01 dB each side at centre, unity on the side it is panned hard to;

@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any, cast
 
 from stemprint.errors import InputError, RenderError
 from stemprint.export.audio import SUBTYPES, AudioWriter, BitDepth, Dither
-from stemprint.export.manifest import ManifestInput, build_manifest, json_db
+from stemprint.export.manifest import ManifestInput, build_manifest, json_db, sum_entries
 from stemprint.export.paths import file_paths, safe_file_name
 from stemprint.export.publish import (
     check_free_space,
@@ -213,8 +213,9 @@ def render_package(
     try:
         result = _write_package(job, tmp, progress)
     except BaseException as exc:
+        full = is_disk_full(exc, out_dir)  # before the staging folder frees its space
         shutil.rmtree(tmp, ignore_errors=True)
-        if is_disk_full(exc, out_dir):
+        if full:
             raise disk_full_error(out_dir, needed) from exc
         if isinstance(exc, OSError):
             raise RenderError(
@@ -338,13 +339,12 @@ def _write_package(
 
 def _live_measurement(job: _Job, tmp: Path) -> LiveMeasurement | None:
     """Meters fed while the files are written, when the files hold exactly what is written
-    (resampled, looped and mono-rewritten packages are read back instead)."""
+    (resampled and looped packages are read back instead)."""
     region = job.region
     if (
         not job.options.verify
         or job.file_rate != job.graph.sample_rate
         or (region is not None and region.loop)
-        or job.delivery.mono_stems
     ):
         return None
     from stemprint.analysis.audio import full_scale_positive
@@ -352,10 +352,14 @@ def _live_measurement(job: _Job, tmp: Path) -> LiveMeasurement | None:
 
     full_scale = full_scale_positive(SUBTYPES[job.bit_depth])
     files = [
-        LiveFile(tmp / job.paths[t.key], job.file_rate, t.spec.channels, full_scale, t.role)
+        LiveFile(
+            tmp / job.paths[t.key], job.file_rate, t.spec.channels, full_scale, t.role,
+            mono_if_identical=job.delivery.mono_stems and t.spec.role in ("stem", "track"),
+        )
         for t in job.renderer.taps
     ]
-    return LiveMeasurement(files)
+    sums = sum_entries(job.plan.sums, job.paths)
+    return LiveMeasurement(files, sums=sums, root=tmp)
 
 
 def _open_writers(
@@ -411,12 +415,7 @@ def _verify(
     from stemprint.analysis import verify_package
 
     report = verify_package([package], live=live, diagnose_informational=False)
-    data = report.to_dict()
-    # Paths relative to the package, no timing: the stored report is reproducible.
-    data["package"] = "."
-    data.pop("elapsed_seconds", None)
-    for entry in data.get("files", []):
-        entry["path"] = entry.get("label", entry.get("path"))
+    data = report.to_dict(reproducible=True)  # no absolute path, no timing
     _write_json(package / "verification.json", data)
     verdict = next((n for n in report.nulls if n.decides_verdict), None)
     errors = [f.message for f in report.errors]

@@ -115,7 +115,7 @@ def parse_session_text(text: str, path: Path) -> LoadedSession:
         raise SessionError(
             "a session file must be a YAML mapping with `stemprint: 1`, `tracks:` and so on",
             file=str(path),
-            fix="start from shared/contract/session-example.yaml or `stemprint demo`",
+            fix="start from the session `stemprint demo` writes, or see `stemprint schema`",
         )
     lines: dict[Location, int] = {}
     if root is not None:

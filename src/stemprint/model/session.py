@@ -1,7 +1,7 @@
 """The session data model (format version 1): tracks, clips, buses, the master.
 
 A session is data only: loading it never runs code. Every name here carries its unit
-(``gain_db``, ``start_seconds``); the contract in ``shared/contract/README.md`` fixes the pan laws,
+(``gain_db``, ``start_seconds``); the product contract (README, "Pan laws") fixes the pan laws,
 send tap points and stem semantics that the engines implement.
 """
 

@@ -9,8 +9,8 @@ Exit codes (product contract):
 3   internal error
 ==  ===============================================================
 
-Heavy modules (numpy, pedalboard, soundfile) are imported inside the commands, so ``--help`` and
-usage errors stay fast.
+The commands import what they use inside them; ``import stemprint`` itself loads the public API
+(numpy, soundfile, pedalboard), so ``--help`` takes about half a second.
 """
 
 from __future__ import annotations

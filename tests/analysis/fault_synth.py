@@ -36,7 +36,9 @@ def _lowpass(x: np.ndarray, width: int) -> np.ndarray:
 
 
 def material(kind: str, seconds: float, channels: int, seed: int) -> np.ndarray:
-    """One stem of ``kind`` (see :data:`MATERIALS`), float64 ``(channels, samples)``."""
+    """One stem of ``kind`` (:data:`MATERIALS`, ``kick``, ``bassline``,
+    ``harmonic_bass``, ``sung``), float64
+    ``(channels, samples)``."""
     rng = np.random.default_rng(seed)
     n = int(seconds * FS)
     t = np.arange(n) / FS
@@ -55,6 +57,38 @@ def material(kind: str, seconds: float, channels: int, seed: int) -> np.ndarray:
         x = np.tile(0.25 * np.sin(2 * np.pi * 55.0 * t), (channels, 1))
     elif kind == "noise":
         x = _lowpass(rng.standard_normal((channels, n)), 6) * 0.1
+    elif kind == "kick":
+        # a pitch-dropping low sine on every beat (120 BPM): correlated with the bass line
+        x1 = np.zeros(n)
+        m = int(0.25 * FS)
+        tk = np.arange(m) / FS
+        hit = np.sin(2 * np.pi * (45 * tk + 40 * (1 - np.exp(-tk / 0.03)) * 0.03)) * np.exp(
+            -tk / 0.08
+        )
+        for start in np.arange(0.0, seconds - 0.25, 0.5):
+            k = int(start * FS)
+            x1[k : k + m] += hit * rng.uniform(0.6, 0.8)
+        x = np.tile(x1, (channels, 1)) * 0.5
+    elif kind == "bassline":
+        # sine notes on the beats (55, 73.4, 82.4 Hz), each with a short attack and a decay
+        x1 = np.zeros(n)
+        m = int(0.5 * FS)
+        tk = np.arange(m) / FS
+        env = np.minimum(tk / 0.005, 1) * np.exp(-tk / 0.35)
+        for j, start in enumerate(np.arange(0.0, seconds - 0.5, 0.5)):
+            f = (55.0, 73.42, 82.41)[rng.integers(3) if j % 4 else 0]
+            k = int(start * FS)
+            x1[k : k + m] += 0.3 * env * np.sin(2 * np.pi * f * tk)
+        x = np.tile(x1, (channels, 1))
+    elif kind == "harmonic_bass":
+        # a sustained A1 (55 Hz and its first harmonics: 110 Hz is the sung A2's fundamental)
+        wave = sum(np.sin(2 * np.pi * 55.0 * h * t + 0.5 * h) / h for h in range(1, 5))
+        x = np.tile(0.15 * wave, (channels, 1))
+    elif kind == "sung":
+        # a sung A2 (110 Hz and harmonics) in syllables: one period is 436.4 samples
+        syllables = np.clip(np.sin(2 * np.pi * 2.0 * t), 0, None) ** 2
+        wave = sum(np.sin(2 * np.pi * 110.0 * h * t + h) / h for h in range(1, 6))
+        x = np.tile(0.12 * wave * syllables, (channels, 1))
     elif kind == "sparse":
         x = np.zeros((channels, n))
         for start in rng.uniform(0.2, seconds - 0.5, 2):
@@ -69,20 +103,35 @@ def material(kind: str, seconds: float, channels: int, seed: int) -> np.ndarray:
     return np.asarray(x, dtype=np.float64)
 
 
-def stem_set(seconds: float, channels: int, seed: int) -> dict[str, np.ndarray]:
-    """One stem of every material, named by :data:`NAMES` (a fresh dict of shared, read-only
-    arrays: faults make new arrays, never write into these)."""
-    return dict(_stem_set(seconds, channels, seed))
+def stem_set(
+    seconds: float, channels: int, seed: int, mono: tuple[str, ...] = ()
+) -> dict[str, np.ndarray]:
+    """One stem of every material, named by :data:`NAMES`; the stems named in ``mono`` have one
+    channel (a fresh dict of shared, read-only arrays: faults make new arrays, never write into
+    these)."""
+    return dict(_stem_set(seconds, channels, seed, mono))
 
 
 @lru_cache(maxsize=64)
-def _stem_set(seconds: float, channels: int, seed: int) -> dict[str, np.ndarray]:
+def _stem_set(
+    seconds: float, channels: int, seed: int, mono: tuple[str, ...]
+) -> dict[str, np.ndarray]:
     out = {}
     for j, kind in enumerate(MATERIALS):
-        x = material(kind, seconds, channels, seed * 10 + j)
+        name = NAMES[kind]
+        x = material(kind, seconds, 1 if name in mono else channels, seed * 10 + j)
         x.flags.writeable = False
-        out[NAMES[kind]] = x
+        out[name] = x
     return out
+
+
+def mix_of(stems: dict[str, np.ndarray]) -> np.ndarray:
+    """Σ stems with the most channels among them; a one-channel stem goes to every channel."""
+    channels = max(x.shape[0] for x in stems.values())
+    total = np.zeros((channels, next(iter(stems.values())).shape[1]))
+    for x in stems.values():
+        total += x
+    return total
 
 
 def shifted(x: np.ndarray, late_samples: int) -> np.ndarray:
@@ -124,13 +173,13 @@ class Case:
     @property
     def label(self) -> str:
         faults = "+".join(f.label() for f in self.faults) or "clean"
-        channels = next(iter(self.stems.values())).shape[0]
-        return f"{faults}/{self.subtype}/{channels}ch"
+        layout = "".join(str(x.shape[0]) for x in self.stems.values())
+        return f"{faults}/{self.subtype}/{layout}"
 
 
 def build(case: Case) -> tuple[dict[str, np.ndarray], np.ndarray]:
     """The files of ``case``: the printed stems (faults applied) and the mix."""
-    total = np.sum(list(case.stems.values()), axis=0)
+    total = mix_of(case.stems)
     printed = dict(case.stems)
     mix = total
     for fault in case.faults:

@@ -6,12 +6,14 @@ as not separable (an ambiguous offset, or faults that cannot be separated), with
 statement of fact; ``repair_package`` must never write a copy that nulls worse than the
 original (it writes a better one, or refuses and writes nothing).
 
-Mono cases are mono stems of a mono mix: the verifier under test does not null mono stems
-against a stereo mix yet (that is covered by ``test_diagnosis`` calling the diagnosis directly).
+Three layouts: stereo stems of a stereo mix (every fault on every material), mono stems of a
+mono mix, and mono stems (the tone, the drums, the sparse stem) beside stereo ones in a stereo
+mix, where a one-channel stem is added to every channel.
 """
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -28,8 +30,10 @@ from fault_synth import (
     stem_set,
     write_case,
 )
+from typer.testing import CliRunner
 
 from stemprint.analysis import VerificationReport, repair_package, verify_package
+from stemprint.cli.main import app
 from stemprint.errors import InputError
 
 SECONDS = 2.0
@@ -71,28 +75,37 @@ HONEST = {"null.not_separable", "null.offset_ambiguous"}
 GAIN_TOLERANCE_DB = 0.02
 
 
+#: Stems printed mono in the mixed layout (the others stay stereo).
+MONO_IN_STEREO = ("Bass", "Drums", "Vox")
+
+
 def all_cases() -> list[Case]:
-    """The matrix: every single fault on every material in stereo, on two materials each in
-    mono, the encodings rotating; a master limiter; clean packages; the combinations."""
+    """The matrix: every single fault on every material in stereo, on one material each in
+    mono and on two each with mono stems in a stereo mix, the encodings rotating; a master
+    limiter and clean packages in every layout; the combinations."""
+    layouts = [
+        (2, (), len(MATERIALS)),  # channels of the stereo stems, mono stems, materials per fault
+        (1, (), 1),
+        (2, MONO_IN_STEREO, 2),
+    ]
     out: list[Case] = []
     k = 0
-    for material in MATERIALS:
-        for kind, amount in SINGLE:
-            fault = Fault(kind, NAMES[material], amount)
-            out.append(Case(stem_set(SECONDS, 2, k % 5), [fault], SUBTYPES[k % 3]))
-            k += 1
-    for j, (kind, amount) in enumerate(SINGLE):
-        for material in (MATERIALS[j % 5], MATERIALS[(j + 2) % 5]):
-            fault = Fault(kind, NAMES[material], amount)
-            out.append(Case(stem_set(SECONDS, 1, k % 5), [fault], SUBTYPES[(k + 1) % 3]))
-            k += 1
-    for channels, shift in ((2, 0), (1, 1)):
-        out.append(Case(stem_set(SECONDS, channels, 3), [Fault("limiter")], SUBTYPES[shift + 1]))
-        out += [Case(stem_set(SECONDS, channels, 5 + s), [], SUBTYPES[s]) for s in range(3)]
-    for j, faults in enumerate(COMBOS):
-        out.append(Case(stem_set(SECONDS, 2, 8 + j % 4), faults, SUBTYPES[j % 3]))
-    for j, faults in enumerate(COMBOS[::3]):
-        out.append(Case(stem_set(SECONDS, 1, 8 + j % 4), faults, SUBTYPES[(j + 1) % 3]))
+    for li, (channels, mono, per_fault) in enumerate(layouts):
+        for j, (kind, amount) in enumerate(SINGLE):
+            for m in range(per_fault):
+                material = MATERIALS[(j + 2 * m) % len(MATERIALS)] if per_fault < 5 else None
+                name = NAMES[material or MATERIALS[m]]
+                stems = stem_set(SECONDS, channels, k % 5, mono)
+                out.append(Case(stems, [Fault(kind, name, amount)], SUBTYPES[k % 3]))
+                k += 1
+        out.append(Case(stem_set(SECONDS, channels, 3, mono), [Fault("limiter")], SUBTYPES[k % 3]))
+        out += [
+            Case(stem_set(SECONDS, channels, 5 + s, mono), [], SUBTYPES[(s + li) % 3])
+            for s in range(2)
+        ]
+        combos = COMBOS if per_fault == len(MATERIALS) else COMBOS[per_fault::5]
+        for j, faults in enumerate(combos):
+            out.append(Case(stem_set(SECONDS, channels, 8 + j % 4, mono), faults, SUBTYPES[j % 3]))
     return out
 
 
@@ -101,6 +114,7 @@ class Outcome:
     """What verify and repair did with one case."""
 
     case: Case
+    package: Path
     passed: bool
     stated: list[tuple[str, str | None, float | None]]
     detected: int = 0
@@ -126,12 +140,12 @@ def residual(root: Path) -> tuple[float, float]:
     return float(np.abs(r).max()), float(np.sum(r * r))
 
 
-def judge(case: Case, report: VerificationReport) -> Outcome:
+def judge(case: Case, package: Path, report: VerificationReport) -> Outcome:
     """Compare the verdict null's diagnoses with the planted faults."""
     null = report.verdict_null
     assert null is not None
     stated = [(d.code, d.file, d.value) for d in null.diagnoses if d.severity == "error"]
-    out = Outcome(case, report.passed, stated)
+    out = Outcome(case, package, report.passed, stated)
     expected = expected_codes(case.faults)
     offsets = {label_of(f.stem) for f in case.faults if f.kind == "offset" and f.stem}
     for fault in case.faults:
@@ -177,7 +191,7 @@ def run_matrix(root: Path) -> list[Outcome]:
     for j, case in enumerate(all_cases()):
         package = write_case(root / f"case{j:03d}", case)
         report = verify_package(package)
-        outcome = judge(case, report)
+        outcome = judge(case, package, report)
         if not report.passed:
             try_fix(outcome, report, package, root / f"fixed{j:03d}")
         outcomes.append(outcome)
@@ -213,7 +227,7 @@ def outcomes(tmp_path_factory: pytest.TempPathFactory) -> list[Outcome]:
 
 def test_every_single_fault_is_found_exactly(outcomes: list[Outcome]) -> None:
     singles = [o for o in outcomes if len(o.case.faults) == 1]
-    assert len(singles) == len(MATERIALS) * len(SINGLE) + 2 * len(SINGLE) + 2
+    assert len(singles) == (len(MATERIALS) + 1 + 2) * len(SINGLE) + 3
     bad = [(o.case.label, o.missed, o.false, o.stated) for o in singles if o.missed or o.false]
     assert not bad
     assert not [o.case.label for o in singles if o.honest or o.passed]
@@ -221,13 +235,13 @@ def test_every_single_fault_is_found_exactly(outcomes: list[Outcome]) -> None:
 
 def test_no_finding_on_clean_packages(outcomes: list[Outcome]) -> None:
     clean = [o for o in outcomes if not o.case.faults]
-    assert len(clean) == 6
+    assert len(clean) == 6 and {o.case.subtype for o in clean} == set(SUBTYPES)
     assert all(o.passed and not o.stated for o in clean), [o.case.label for o in clean]
 
 
 def test_several_faults_are_found_or_reported_not_separable(outcomes: list[Outcome]) -> None:
     multi = [o for o in outcomes if len(o.case.faults) > 1]
-    assert len(multi) == len(COMBOS) + len(COMBOS[::3])
+    assert len(multi) == len(COMBOS) + len(COMBOS[1::5]) + len(COMBOS[2::5])
     assert not [(o.case.label, o.false) for o in multi if o.false]  # no false statement
     assert not [(o.case.label, o.missed) for o in multi if o.missed and not o.honest]
     # an honest "not separable" is the exception, not the rule
@@ -255,3 +269,39 @@ def test_fix_never_nulls_worse(outcomes: list[Outcome]) -> None:
     assert uncorrectable and all(o.fix == "refused" for o in uncorrectable)
     # an ambiguous or non-separable diagnosis is refused
     assert all(o.fix == "refused" for o in tried if o.honest)
+
+
+@pytest.mark.parametrize(
+    "label",
+    [
+        "clean/PCM_24/22222",
+        "offset+128:Bass/PCM_16/22222",
+        "polarity:Drums/FLOAT/12121",
+        "limiter/FLOAT/12121",
+        "offset+128:Bass+polarity:Drums+gain+1.5:Keys/PCM_24/22222",
+    ],
+)
+def test_representative_cases_through_the_cli(
+    outcomes: list[Outcome], tmp_path: Path, label: str
+) -> None:
+    """The command line states what the library states, with the contract's exit codes; its
+    --fix writes a copy that nulls better, or refuses with exit code 2 and writes nothing."""
+    outcome = next(o for o in outcomes if o.case.label == label)
+    runner = CliRunner()
+    result = runner.invoke(app, ["verify", str(outcome.package), "--json"])
+    assert result.exit_code == (0 if not outcome.case.faults else 1)
+    report = json.loads(result.stdout[: result.stdout.rindex("}") + 1])
+    assert report["passed"] is outcome.passed
+    null = next(n for n in report["nulls"] if n["decides_verdict"])
+    stated = [(d["code"], d["file"]) for d in null["diagnoses"] if d["severity"] == "error"]
+    assert stated == [(c, f) for c, f, _ in outcome.stated]
+    if not outcome.case.faults:
+        return
+    fixed = tmp_path / "fixed"
+    result = runner.invoke(app, ["verify", str(outcome.package), "--fix", str(fixed)])
+    if outcome.fix == "written":
+        assert result.exit_code == 1 and fixed.is_dir()
+        assert residual(fixed)[1] < residual(outcome.package)[1]
+    else:
+        assert result.exit_code == 2 and not fixed.exists()
+        assert "cannot repair" in result.output or "nothing to repair" in result.output

@@ -10,7 +10,8 @@ Public API
 :func:`print_report`, :func:`write_report_json`
     Show a report on a rich console; write it as JSON atomically.
 :func:`repair_package`
-    Write a re-aligned, padded/trimmed copy of a package into a new directory.
+    Write a corrected copy of a package (exactly the corrections its report states, proved to
+    null better) into a new directory.
 :func:`measure_file`, :class:`LevelMeter`
     Streaming level meters (peak, true peak, loudness, LRA, DC, clipping, correlation).
 :data:`PROFILES`, :func:`get_profile`

@@ -7,49 +7,72 @@ Two parts:
   It gives the residual peak and RMS (dBFS) that decide pass/fail, the least-squares gain between
   the stem sum and the reference, and per-block energy profiles (to place the excerpt).
 * :func:`diagnose_null` explains a failed null on a bounded **excerpt** (default 6 s around the
-  block where the residual is largest, plus ±1 s of margin for the lag search), so it costs the
-  same for a 3-minute song and a 3-hour film.
+  earliest block whose residual is within :data:`EXCERPT_NEAR_MAX_DB` of the largest, plus ±1 s
+  of margin for the lag search), so it costs the same for a 3-minute song and a 3-hour film.
 
 The diagnosis fits the model ``m[n] ≈ Σᵢ gᵢ·sᵢ[n + dᵢ]``: stem ``i`` is ``dᵢ`` samples late
 (negative: early) and printed at ``1/|gᵢ|`` of its level (``gᵢ < 0``: polarity-inverted). It
-states only what it can show:
+states only what it can show; nothing it fitted but did not confirm is stated, in a finding or
+in :class:`StemFit` (so a repair that applies the report applies nothing else).
 
-1. **Lag curve.** For stem ``i`` and its target ``tᵢ = m − Σ_{j≠i} gⱼ·sⱼ(dⱼ)`` (the reference
-   minus the other stems as currently modelled), FFT cross-correlation
-   ``cᵢ(k) = Σₙ tᵢ[n]·sᵢ[n + k]`` for ``|k| ≤ K`` gives, at every lag, the least-squares gain
-   ``cᵢ(k)/Wᵢ(k)`` and the energy it leaves, ``Rᵢ(k) = Tᵢ(k) − cᵢ(k)²/Wᵢ(k)``: ``Wᵢ(k)`` is the
-   stem's energy in the shifted window, ``Tᵢ(k)`` the target's energy where that window lies
-   inside the stem file (zero padding is no evidence). ``qᵢ(k) = max(Rᵢ(k), floor)/Tᵢ(k)`` is the
-   fraction left unexplained; ``floor`` is the quantization noise of the files' encodings
-   (``LSB²/12`` per file and value) plus ``10⁻¹²·T`` (float64 rounding).
-2. **Lag decision.** ``k* = argmin q``. The current lag (0 at first) is kept when
-   ``q(current) ≤ q(k*)·10^(LAG_MARGIN_DB/10)``: when lag 0 is among the equal fits, no offset is
-   claimed. Otherwise ``k*`` is taken only when every lag outside its main lobe (the lags around
-   ``k*`` where the explained fraction ``1 − q`` stays above half its peak) leaves at least
-   :data:`LAG_MARGIN_DB` more residual (the peak ratio). Periodic material (a 55 Hz sine, a
-   chord repeating every second) has several distinct, near-equal peaks: the offset is then
-   ambiguous and is never stated as a fact.
-3. **Separation.** Each round every stem proposes its best ``(lag, gain)``; the proposal that
-   lowers ``Σ(m − model)²`` the most is applied if it lowers it by at least :data:`CONFIRM_DB`
-   and changes the model by at least the threshold at its peak. Rounds repeat until no proposal
+1. **Lag curves.** For stem ``i`` and its target ``tᵢ = m − Σ_{j≠i} gⱼ·sⱼ(dⱼ)`` (the reference
+   minus the other stems as currently modelled, on the frames where those have samples), FFT
+   cross-correlation ``cᵢ(k) = Σₙ tᵢ[n]·sᵢ[n + k]`` for ``|k| ≤ K`` gives, at every lag, the
+   least-squares gain ``gᵢ(k) = cᵢ(k)/Wᵢ(k)`` and the energy it leaves,
+   ``Rᵢ(k) = Tᵢ(k) − cᵢ(k)²/Wᵢ(k)``; ``Wᵢ(k)`` is the stem's energy in the shifted window,
+   ``Tᵢ(k)`` the target's energy where that window lies in the stem file (zero padding is no
+   evidence). Two curves follow: ``qᵢ(k) = max(Rᵢ(k), floor)/Tᵢ(k)``, the fraction left where
+   the stem has samples, and ``totalᵢ(k) = max(Rᵢ(k), floor) + (T − Tᵢ(k)) + gᵢ(k)²·Oᵢ(k)``,
+   the energy left over the whole excerpt: the material the lag would lose outside the stem
+   file counts, and so does the stem's own material ``Oᵢ(k)`` it would place before the
+   reference's start or after its end (the mix holds every stem sample). ``floor`` is the
+   files' quantization noise (``LSB²/12`` per PCM file and value) plus the power of an RMS
+   :data:`LAG_FLOOR_BELOW_THRESHOLD_DB` below the threshold: fits that both null are equal.
+2. **Chance level.** ``cᵢ = median_k cᵢ'(k)²/Wᵢ(k)`` for the correlation ``cᵢ'`` of the stem
+   with what a fit leaves where it has samples: the energy a fit at a random lag explains. An
+   improvement is *significant* when it exceeds :data:`SIGNIFICANCE` times that, and *clear*
+   when it lowers the residual by a ratio (:data:`LAG_MARGIN_DB` for lags, :data:`CONFIRM_DB`
+   for corrections); either counts, so a real fault is found under a large unexplained
+   residual (a missing stem, a limiter) and a chance correlation is not.
+3. **Lag decision.** Candidates are the distinct peaks of ``1 − q`` (local minima of ``q`` at
+   least a main lobe apart, the :data:`MAX_PEAKS` best by ``total``) and the current lag (0 at
+   first). The candidate with the least ``total`` wins (it explains the most and loses the
+   least material); candidates within the chance scale of it tie (``c·S + 2·sqrt(c·S·E)``: the
+   cross terms of what a fit explains, ``E``, with what it leaves, at chance level ``c`` and
+   ``S =`` :data:`SIGNIFICANCE`), and a tied candidate that another fits clearly or
+   significantly better on their common frames drops out (a lag contradicted by the stem's own
+   samples, such as its zero lead-in, loses to one that only leaves material past the file's
+   end). Periodic material (a 55 Hz sine, a chord repeating every second) can leave several:
+   lags a period apart fit equally where the stem has samples. The current lag is **kept**
+   when it is among them, or fits as well as the single winner on their common frames: when
+   lag 0 is among the equal fits, no offset is claimed. Otherwise a single winner is taken,
+   and several make the offset **ambiguous** (never stated as a fact).
+4. **Separation.** Each round every stem proposes its best ``(lag, gain)``; the proposal that
+   lowers ``Σ(m − model)²`` the most is applied if it lowers it clearly or significantly and
+   changes the model by at least the threshold at its peak. Rounds repeat until no proposal
    qualifies: the largest fault goes first, so the smaller ones are then measured on a clean
-   target (several simultaneous faults are separated, not blended).
-4. **Confirmation.** A joint least-squares fit of one gain per stem at the chosen lags; then
-   every aspect it would state (an offset, a polarity inversion, a stem gain, or one common
-   gain of all stems) is undone alone. It is stated only if undoing it raises the residual
-   energy by at least :data:`CONFIRM_DB` and changes the model by at least the threshold at its
-   peak; aspects that fail are reset to nominal, weakest first.
-5. **What is left.** If the reference's gain relative to the fitted model falls as the level
-   rises (per sample, or per 20 ms window, by more than :data:`DYNAMICS_DROP_DB`), the
-   reference has dynamics processing (gain findings are then symptoms and are withheld).
-   Otherwise a residual still at or above the threshold is: an ambiguous offset, when a stem's
-   lag could not be decided; a missing stem, when no stem at any lag explains more than
-   :data:`MISSING_MAX_EXPLAINED` of it; else several faults that cannot be separated. A residual
-   only where a shifted or short stem has no samples is material lost from that file.
+   target (several simultaneous faults are separated, not blended). A stem whose lag is
+   ambiguous proposes nothing, not even a gain at a wrong lag.
+5. **Confirmation.** A joint least-squares fit of one gain per stem at the chosen lags; then
+   every aspect it would state (an offset, a polarity inversion, a stem gain beyond
+   :data:`GAIN_TOLERANCE_DB`, or one common gain of all stems) is undone alone. It is stated
+   only if undoing it raises the residual energy clearly or significantly and changes the model
+   by at least the threshold at its peak; aspects that fail are reset to nominal, weakest first.
+6. **What is left.** If the reference's gain relative to the fitted model falls as the level
+   rises, consistently (per sample, or per 20 ms window, by more than :data:`DYNAMICS_DROP_DB`
+   at :data:`DYNAMICS_CONSISTENCY` of the loud samples or windows), the reference has dynamics
+   processing; gain findings are then symptoms and are withheld, as they are while a stem's lag
+   is ambiguous (its misplaced material biases every gain fit). Otherwise a residual still at
+   or above the threshold is: an ambiguous offset, when a stem's lag could not be decided;
+   material a stem's file does not hold, when it lies entirely in that stem's digital silence
+   at its file's start or end and begins at the cut; a missing stem, when no stem at any lag
+   explains more than :data:`MISSING_MAX_EXPLAINED` of it; else several faults that cannot be
+   separated. A residual only where a shifted stem has no samples is material lost from that
+   file.
 
-Energies are compared only on the frames where every shifted stem lies inside its file. RMS
-values are ``20·log10(sqrt(mean(x²)))`` over all channels and samples (a full-scale square wave
-is 0 dBFS RMS; a full-scale sine −3.01 dBFS RMS). A one-channel stem of a multichannel reference
+Energies are compared on the frames where every shifted stem lies inside its file. RMS values
+are ``20·log10(sqrt(mean(x²)))`` over all channels and samples (a full-scale square wave is
+0 dBFS RMS; a full-scale sine −3.01 dBFS RMS). A one-channel stem of a multichannel reference
 is added to every channel (mono at unity), as the null itself does.
 """
 
@@ -69,6 +92,8 @@ DEFAULT_NULL_THRESHOLD_DBFS = -60.0
 EXCERPT_SECONDS = 6.0
 #: Default largest time offset searched by the diagnosis (seconds, each way).
 MAX_LAG_SECONDS = 1.0
+#: The excerpt goes to the earliest block with a residual energy this close to the largest (dB).
+EXCERPT_NEAR_MAX_DB = 1.0
 #: Per-stem gains closer than this to 0 dB are not reported (dB).
 GAIN_TOLERANCE_DB = 0.05
 #: Gain drop at high levels that marks dynamics processing (dB).
@@ -76,13 +101,11 @@ DYNAMICS_DROP_DB = 0.5
 #: Fraction of the loud samples (windows) whose gain must be below the typical one for a drop
 #: to count as dynamics processing.
 DYNAMICS_CONSISTENCY = 0.75
-#: A lag is decided only when it leaves this much less residual than every other candidate (dB).
+#: A lag fits clearly better than another when it leaves this much less residual (dB).
 LAG_MARGIN_DB = 1.0
-#: Distinct peaks within this much of the best fit are candidates of the lag decision (dB).
-LAG_SCREEN_DB = 6.0
 #: In lag decisions, residuals with an RMS this far below the threshold count as a null (dB).
 LAG_FLOOR_BELOW_THRESHOLD_DB = 20.0
-#: A correction is applied and stated only when it lowers the residual energy this much (dB).
+#: A correction lowers the residual clearly when it lowers its energy this much (dB).
 CONFIRM_DB = 0.5
 #: A residual is a missing stem only if no stem, at any lag, explains more of it than this.
 MISSING_MAX_EXPLAINED = 0.1
@@ -93,8 +116,12 @@ SIGNIFICANCE = 100.0
 CHANCE_LAG_STEP = 4
 #: Relative float64 floor of the residual energies (rounding of the FFT correlation).
 FLOAT_FLOOR = 1e-12
+#: A zero-filled edge is lost material when the leftover starts within this of the cut (s).
+CUT_SECONDS = 0.005
 #: Rounds of the separation at most (each applies one correction).
 MAX_ROUNDS = 24
+#: Distinct peaks a lag decision weighs at most (periodic material has hundreds).
+MAX_PEAKS = 64
 #: Blocking diagnoses: the fit is not trustworthy enough to repair from (see ``repair``).
 AMBIGUOUS_CODES = frozenset(
     {"null.offset_ambiguous", "null.not_separable", "null.unexplained", "null.reference_clipped"}
@@ -330,12 +357,16 @@ class NullAccumulator:
         )
 
     def excerpt_center(self, common_frames: int | None = None) -> int:
-        """Where to diagnose: centre (frames) of the block with the most residual energy.
+        """Where to diagnose: centre (frames) of the earliest block whose residual energy is
+        within :data:`EXCERPT_NEAR_MAX_DB` of the largest.
 
         The residual is largest where the fault shows (the offset stem plays, the limiter
-        works, the missing stem plays). Blocks past ``common_frames`` (the shortest file) are
-        skipped, so a length mismatch does not pull the excerpt onto the zero-padded tail.
-        Falls back to the block where the reference is loudest.
+        works, the missing stem plays). Among blocks about as large, the earliest: a file's
+        start holds its lead-in (a late stem's leading zeros), the evidence that decides the
+        offset of material that repeats (a sustained tone is the same in every block). Blocks
+        past ``common_frames`` (the shortest file) are skipped, so a length mismatch does not
+        pull the excerpt onto the zero-padded tail. Falls back to the block where the reference
+        is loudest.
         """
         energy = np.asarray(self.residual_block_energy)
         if common_frames is not None:
@@ -345,7 +376,8 @@ class NullAccumulator:
             return 0
         if not np.any(energy > 0):
             energy = np.asarray(self.block_energy[: energy.size])
-        k = int(np.argmax(energy))
+        near = energy >= energy.max() * 10.0 ** (-EXCERPT_NEAR_MAX_DB / 10.0)
+        k = int(np.argmax(near))  # the first block near the maximum
         return k * self.block_frames + self.block_frames // 2
 
 
@@ -423,12 +455,21 @@ def _dynamics_drop_db(m: Float64Array, p: Float64Array, sample_rate: int) -> flo
     return min(drops) if drops else None
 
 
+Span = tuple[int, int]
+
+
 @dataclass
 class _Excerpt:
     """The analysed excerpt and what every lag search on it reuses.
 
+    A *span* ``(a, b)`` is a range of excerpt frames a lag search is restricted to: the frames
+    where every other stem, at its current lag, lies inside its file. Material another stem
+    lost outside its file is no evidence about this stem's lag.
+
     Attributes
     ----------
+    sample_rate
+        Hz.
     start, frames
         First frame and length of the excerpt (frames of the reference).
     lag
@@ -440,15 +481,14 @@ class _Excerpt:
         outside the file; one-channel stems already spread to every channel.
     stem_lengths
         Length of each stem file (frames).
+    reference_length
+        Length of the reference file (frames).
     nfft
         FFT size of the lag searches.
     spectra
         ``rfft`` of each stem excerpt.
-    window_energy
-        ``Wᵢ(k)``, the stem's energy in the window shifted by ``k = −lag … lag``.
-    usable
-        Per stem, the lags whose window lies in the file over at least half the excerpt and
-        holds material.
+    cumulative_power
+        Per stem, ``Σ`` of its power over its first ``j`` frames, ``j = 0 … frames + 2·lag``.
     floor_per_value
         Quantization noise power of the files, summed, per value (``LSB²/12`` per PCM file).
     lag_floor_per_value
@@ -456,38 +496,98 @@ class _Excerpt:
         below the threshold: lag fits leaving less than that are equal (both null).
     """
 
+    sample_rate: int
     start: int
     frames: int
     lag: int
     reference: Float64Array
     stems: list[Float64Array]
     stem_lengths: list[int]
+    reference_length: int
     nfft: int
     spectra: list[np.ndarray]
-    window_energy: list[Float64Array]
-    usable: list[np.ndarray]
+    cumulative_power: list[Float64Array]
     floor_per_value: float
     lag_floor_per_value: float
-    _self_corr: dict[tuple[int, int], Float64Array] = field(default_factory=dict)
+    _self_corr: dict[tuple[int, int, int, int], Float64Array] = field(default_factory=dict)
+    _bounds: dict[tuple[int, int, int], tuple[np.ndarray, np.ndarray]] = field(default_factory=dict)
+    _windows: dict[tuple[int, int, int], Float64Array] = field(default_factory=dict)
+    _usable: dict[tuple[int, int, int], np.ndarray] = field(default_factory=dict)
+    _outside: dict[int, Float64Array] = field(default_factory=dict)
 
     @property
     def channels(self) -> int:
         """Channels of the reference."""
         return int(self.reference.shape[0])
 
+    @property
+    def whole(self) -> Span:
+        """The span of the whole excerpt."""
+        return 0, self.frames
+
     def shifted(self, i: int, offset: int) -> Float64Array:
         """Stem ``i`` as it lines up with the excerpt when it is ``offset`` samples late."""
         o = self.lag + offset
         return self.stems[i][:, o : o + self.frames]
 
-    def bounds(self, i: int, offset: Any) -> tuple[Any, Any]:
-        """Excerpt frames ``[lo, hi)`` where stem ``i`` shifted by ``offset`` lies in its file."""
-        lo = np.clip(-self.start - offset, 0, self.frames)
-        hi = np.clip(self.stem_lengths[i] - self.start - offset, 0, self.frames)
+    def bounds(self, i: int, offset: Any, span: Span | None = None) -> tuple[Any, Any]:
+        """Frames ``[lo, hi)`` of ``span`` (default: the excerpt) where stem ``i`` shifted by
+        ``offset`` lies in its file."""
+        a, b = span or self.whole
+        lo = np.clip(-self.start - offset, a, b)
+        hi = np.clip(self.stem_lengths[i] - self.start - offset, a, b)
         return lo, np.maximum(hi, lo)
 
-    def spectrum(self, x: Float64Array) -> np.ndarray:
-        """``rfft`` of a ``(channels, frames)`` buffer at the lag-search size."""
+    def lag_bounds(self, i: int, span: Span) -> tuple[np.ndarray, np.ndarray]:
+        """:meth:`bounds` of stem ``i`` for every lag ``k = −lag … lag`` (cached)."""
+        key = (i, *span)
+        if key not in self._bounds:
+            self._bounds[key] = self.bounds(i, np.arange(-self.lag, self.lag + 1), span)
+        return self._bounds[key]
+
+    def window_energy(self, i: int, span: Span) -> Float64Array:
+        """``Wᵢ(k)``: stem ``i``'s energy on the frames of ``span``, shifted by every lag
+        (cached)."""
+        key = (i, *span)
+        if key not in self._windows:
+            a, b = span
+            j = np.arange(2 * self.lag + 1)
+            cum = self.cumulative_power[i]
+            self._windows[key] = cum[j + b] - cum[j + a]
+        return self._windows[key]
+
+    def outside_reference(self, i: int) -> Float64Array:
+        """Per lag, the energy of stem ``i``'s material (in the ±lag margin) that the lag would
+        place before the reference's start or after its end (cached)."""
+        if i not in self._outside:
+            k = np.arange(-self.lag, self.lag + 1)
+            cum = self.cumulative_power[i]
+            n = cum.size - 1
+            first = self.lag + k  # ext index of the window's first frame
+            before = np.clip(k - self.start + self.lag, 0, first)
+            after = np.clip(
+                self.reference_length + k - self.start + self.lag, first + self.frames, n
+            )
+            self._outside[i] = (cum[before] - cum[0]) + (cum[n] - cum[after])
+        return self._outside[i]
+
+    def usable(self, i: int, span: Span) -> np.ndarray:
+        """Lags whose window lies in the file over at least half of ``span`` and holds
+        material (index ``k + lag``; cached)."""
+        key = (i, *span)
+        if key not in self._usable:
+            lo, hi = self.lag_bounds(i, span)
+            enough = hi - lo >= max((span[1] - span[0]) // 2, 1)
+            self._usable[key] = enough & (self.window_energy(i, span) > 0)
+        return self._usable[key]
+
+    def spectrum(self, x: Float64Array, span: Span | None = None) -> np.ndarray:
+        """``rfft`` at the lag-search size of a ``(channels, frames)`` buffer, zero outside
+        ``span``."""
+        if span is not None and span != self.whole:
+            masked = np.zeros_like(x)
+            masked[:, span[0] : span[1]] = x[:, span[0] : span[1]]
+            x = masked
         return np.fft.rfft(x, self.nfft, axis=1)
 
     def correlate(self, i: int, target_spectrum: np.ndarray) -> Float64Array:
@@ -495,11 +595,12 @@ class _Excerpt:
         spec = np.einsum("cf,cf->f", np.conj(target_spectrum), self.spectra[i])
         return np.fft.irfft(spec, self.nfft)[: 2 * self.lag + 1]
 
-    def self_correlation(self, i: int, offset: int) -> Float64Array:
-        """:meth:`correlate` of stem ``i`` shifted by ``offset`` with itself (cached)."""
-        key = (i, offset)
+    def self_correlation(self, i: int, offset: int, span: Span) -> Float64Array:
+        """:meth:`correlate` of stem ``i`` shifted by ``offset`` (on ``span``) with itself."""
+        key = (i, offset, *span)
         if key not in self._self_corr:
-            self._self_corr[key] = self.correlate(i, self.spectrum(self.shifted(i, offset)))
+            spectrum = self.spectrum(self.shifted(i, offset), span)
+            self._self_corr[key] = self.correlate(i, spectrum)
         return self._self_corr[key]
 
 
@@ -539,6 +640,8 @@ def _read(info: AudioInfo, start: int, frames: int, channels: int) -> Float64Arr
     x = read_excerpt(info, start, frames)
     if x.shape[0] == 1 and channels > 1:
         x = np.ascontiguousarray(np.broadcast_to(x, (channels, frames)))
+    if x.shape[0] != channels:
+        raise ValueError(f"{info.path.name} has {x.shape[0]} channels, the reference {channels}")
     return x
 
 
@@ -561,31 +664,22 @@ def _excerpt(
     channels = reference.channels
     ext = [_read(info, start - lag, frames + 2 * lag, channels) for _, info in stems]
     nfft = _fast_len(frames + 2 * lag)
-    k = np.arange(2 * lag + 1)
-    energies = []
-    for x in ext:
-        cum = np.concatenate([[0.0], np.cumsum(np.einsum("ij,ij->j", x, x))])
-        energies.append(cum[k + frames] - cum[k])
-    ks = np.arange(-lag, lag + 1)
-    usable = []
-    for (_, info), w in zip(stems, energies, strict=True):
-        lo = np.clip(-start - ks, 0, frames)
-        hi = np.clip(info.length_samples - start - ks, 0, frames)
-        usable.append((hi - lo >= max(frames // 2, 1)) & (w > 0))
+    cumulative = [np.concatenate([[0.0], np.cumsum(np.einsum("ij,ij->j", x, x))]) for x in ext]
     quantization = _quantization_power(reference) + sum(
         _quantization_power(info) for _, info in stems
     )
     return _Excerpt(
+        sample_rate=reference.sample_rate,
         start=start,
         frames=frames,
         lag=lag,
         reference=_read(reference, start, frames, channels),
         stems=ext,
         stem_lengths=[info.length_samples for _, info in stems],
+        reference_length=reference.length_samples,
         nfft=nfft,
         spectra=[np.fft.rfft(x, nfft, axis=1) for x in ext],
-        window_energy=energies,
-        usable=usable,
+        cumulative_power=cumulative,
         floor_per_value=quantization,
         lag_floor_per_value=quantization
         + 10.0 ** ((threshold_dbfs - LAG_FLOOR_BELOW_THRESHOLD_DB) / 10.0),
@@ -593,40 +687,65 @@ def _excerpt(
 
 
 def _unexplained(
-    ex: _Excerpt, i: int, target: Float64Array, corr: Float64Array
+    ex: _Excerpt, i: int, target: Float64Array, corr: Float64Array, span: Span
 ) -> tuple[Float64Array, Float64Array]:
-    """What stem ``i`` at lag ``k`` leaves of ``target``, for ``k = −lag … lag``.
+    """What stem ``i`` at lag ``k`` leaves of ``target`` (zero outside ``span``), for
+    ``k = −lag … lag``.
 
     Returns
     -------
     q, total
         ``q``: fraction of the target's energy left unexplained where the shifted stem lies in
-        its file (``inf`` where that window covers less than half the excerpt or holds
-        nothing); ``total``: energy left over the whole excerpt, counting the target outside
-        the window as unexplained (the material that lag would lose).
+        its file (``inf`` where that window covers less than half the span or holds nothing);
+        ``total``: energy left over the whole span, counting the target outside the window
+        (the material that lag would lose) and the stem's material that the lag would place
+        before the reference's start or after its end (the mix holds every stem sample) as
+        unexplained.
     """
-    k = np.arange(-ex.lag, ex.lag + 1)
-    lo, hi = ex.bounds(i, k)
+    lo, hi = ex.lag_bounds(i, span)
     frames = hi - lo
     power = np.einsum("ij,ij->j", target, target)
     cum = np.concatenate([[0.0], np.cumsum(power)])
     t_energy = cum[hi] - cum[lo]
-    w = ex.window_energy[i]
-    ok = (frames >= max(ex.frames // 2, 1)) & (w > 0) & (t_energy > 0)
+    w = ex.window_energy(i, span)
+    ok = ex.usable(i, span) & (t_energy > 0)
     explained = np.divide(corr**2, w, out=np.zeros_like(w), where=w > 0)
     floor = ex.lag_floor_per_value * ex.channels * frames + FLOAT_FLOOR * t_energy
     left = np.maximum(t_energy - explained, floor)
     q = np.where(ok, left / np.where(ok, t_energy, 1.0), np.inf)
-    return q, left + (cum[-1] - t_energy)
+    gain = np.divide(corr, w, out=np.zeros_like(w), where=w > 0)
+    misplaced = gain**2 * ex.outside_reference(i)  # stem material the mix cannot hold there
+    return q, left + (cum[-1] - t_energy) + misplaced
 
 
-def _chance(ex: _Excerpt, i: int, corr: Float64Array) -> float:
+def _chance(ex: _Excerpt, i: int, corr: Float64Array, span: Span) -> float:
     """Chance level: the median energy stem ``i`` explains, over its usable lags, of the signal
-    whose correlation with it is ``corr`` (a fit at a random lag explains about this much)."""
-    u = np.flatnonzero(ex.usable[i])[::CHANCE_LAG_STEP]  # a sample of lags is plenty
+    (on ``span``) whose correlation with it is ``corr`` (a fit at a random lag explains about
+    this much)."""
+    u = np.flatnonzero(ex.usable(i, span))[::CHANCE_LAG_STEP]  # a sample of lags is plenty
     if not u.size:
         return 0.0
-    return float(np.median(corr[u] ** 2 / ex.window_energy[i][u]))
+    return float(np.median(corr[u] ** 2 / ex.window_energy(i, span)[u]))
+
+
+def _leftover_chance(
+    ex: _Excerpt,
+    i: int,
+    target: Float64Array,
+    corr: Float64Array,
+    offset: int,
+    gain: float,
+    span: Span,
+) -> float:
+    """Chance level of what ``gain`` × stem ``i`` at ``offset`` leaves of ``target``, on the
+    frames of ``span`` where that window has samples: material the lag loses outside the file
+    is not chance (a periodic stem's lost lead-in correlates with it at every lag)."""
+    lo, hi = (int(x) for x in ex.bounds(i, offset, span))
+    if (lo, hi) == span:  # nothing lost: the leftover's correlation is corr − gain·self
+        return _chance(ex, i, corr - gain * ex.self_correlation(i, offset, span), span)
+    sub = (lo, hi)
+    left = _masked(target - gain * ex.shifted(i, offset), sub)
+    return _chance(ex, i, ex.correlate(i, ex.spectrum(left)), sub)
 
 
 def _main_lobe(q: Float64Array, j: int) -> tuple[int, int]:
@@ -640,9 +759,12 @@ def _main_lobe(q: Float64Array, j: int) -> tuple[int, int]:
     return lo, hi
 
 
-def _peak_margin_db(q: Float64Array, j: int) -> float:
+def _peak_margin_db(q: Float64Array, j: int) -> float | None:
     """Peak ratio at lag index ``j``: residual of the best lag outside its main lobe over its own
-    (dB). 0 when no lag lies outside the lobe (the curve has no distinct peak)."""
+    (dB). 0 when no lag lies outside the lobe (the curve has no distinct peak); ``None`` when
+    lag ``j`` itself cannot be judged."""
+    if not np.isfinite(q[j]):
+        return None
     lo, hi = _main_lobe(q, j)
     outside = np.isfinite(q)
     outside[lo:hi] = False
@@ -651,17 +773,30 @@ def _peak_margin_db(q: Float64Array, j: int) -> float:
     return float(10.0 * np.log10(q[outside].min() / q[j]))
 
 
-def _equal_peaks(q: Float64Array, j: int, ratio: float) -> list[int]:
-    """Lag indices of the distinct peaks whose ``q`` is within ``ratio`` of the peak at ``j``
-    (``j`` first): one per run of such lags outside the main lobe of ``j``."""
+def _candidate_peaks(q: Float64Array, total: Float64Array, j: int) -> list[int]:
+    """Lag indices of the distinct peaks of the fit, best ``total`` first (``j``, the least
+    ``q``, included).
+
+    A distinct peak is a local minimum of ``q`` at least the main lobe's width of ``j`` away
+    from every peak already taken (in ``total`` order), so that ripple inside one lobe is one
+    peak; at most :data:`MAX_PEAKS` are taken. ``q`` only locates peaks: it is unfair between
+    lags whose windows cover differently polluted frames, so ``total`` ranks them.
+    """
     lo, hi = _main_lobe(q, j)
-    near = np.isfinite(q) & (q <= q[j] * ratio)
-    near[lo:hi] = False
-    idx = np.flatnonzero(near)
-    if not idx.size:
-        return [j]
-    runs = np.split(idx, np.flatnonzero(np.diff(idx) > 1) + 1)
-    return [j, *(int(r[np.argmin(q[r])]) for r in runs)]
+    width = max(hi - lo, 1)
+    qq = np.where(np.isfinite(q), q, np.inf)
+    inner = (qq[1:-1] <= qq[:-2]) & (qq[1:-1] <= qq[2:]) & np.isfinite(qq[1:-1])
+    idx = np.flatnonzero(inner) + 1
+    idx = idx[(idx < lo) | (idx >= hi)]
+    if idx.size > 8 * MAX_PEAKS:  # the best by total are the ones that can win
+        idx = idx[np.argpartition(total[idx], 8 * MAX_PEAKS)[: 8 * MAX_PEAKS]]
+    taken = [j]
+    for p in idx[np.argsort(total[idx], kind="stable")]:
+        if len(taken) >= MAX_PEAKS:
+            break
+        if min(abs(int(p) - t) for t in taken) >= width:
+            taken.append(int(p))
+    return sorted(taken, key=lambda p: float(total[p]))
 
 
 def _fit_left(ex: _Excerpt, i: int, target: Float64Array, k: int, lo: int, hi: int) -> float:
@@ -673,19 +808,25 @@ def _fit_left(ex: _Excerpt, i: int, target: Float64Array, k: int, lo: int, hi: i
 
 
 def _current_holds(
-    ex: _Excerpt, i: int, target: Float64Array, current: int, other: int, chance: float
+    ex: _Excerpt,
+    i: int,
+    target: Float64Array,
+    current: int,
+    other: int,
+    chance: float,
+    span: Span,
 ) -> bool:
     """Whether lag ``current`` fits ``target`` as well as lag ``other``.
 
-    Both are measured on the frames where both windows lie in the file (the same frames, so a
-    residual unevenly spread in time favours neither). ``other`` is better when it leaves
-    :data:`LAG_MARGIN_DB` less residual (a clear drop), or explains more by at least
+    Both are measured on the frames of ``span`` where both windows lie in the file (the same
+    frames, so a residual unevenly spread in time favours neither). ``other`` is better when it
+    leaves :data:`LAG_MARGIN_DB` less residual (a clear drop), or explains more by at least
     :data:`SIGNIFICANCE` times the chance level (a real gain under a large leftover).
     """
-    a0, b0 = (int(x) for x in ex.bounds(i, current))
-    a1, b1 = (int(x) for x in ex.bounds(i, other))
+    a0, b0 = (int(x) for x in ex.bounds(i, current, span))
+    a1, b1 = (int(x) for x in ex.bounds(i, other, span))
     lo, hi = max(a0, a1), min(b0, b1)
-    if hi - lo < max(ex.frames // 4, 1):
+    if hi - lo < max((span[1] - span[0]) // 4, 1):
         return True  # not comparable on enough frames: claim nothing new
     floor = ex.lag_floor_per_value * ex.channels * (hi - lo)
     kept = _fit_left(ex, i, target, current, lo, hi)
@@ -697,49 +838,90 @@ def _current_holds(
     return not (clear or significant)
 
 
-def _choose_lag(
+def _winners(
     ex: _Excerpt,
     i: int,
     target: Float64Array,
     corr: Float64Array,
-    current: int,
+    peaks: list[int],
+    total: Float64Array,
+    reference: int,
+    span: Span,
+) -> tuple[float, list[int]]:
+    """Chance level of what candidate ``reference`` leaves, and the candidates (lag indices)
+    that tie with the least total on that scale and that no other fits better in-file."""
+    w = ex.window_energy(i, span)[reference]
+    chance = _leftover_chance(ex, i, target, corr, reference - ex.lag, corr[reference] / w, span)
+    # Two totals differ by chance through the cross terms of what they explain with what is
+    # left: about 2·sqrt(explained·chance) each, so a tie is judged on that scale.
+    explained = float(corr[reference]) ** 2 / w
+    tolerance = (
+        SIGNIFICANCE * chance
+        + 2.0 * np.sqrt(SIGNIFICANCE * chance * explained)
+        + ex.lag_floor_per_value * ex.channels * ex.frames
+    )
+    least = min(float(total[p]) for p in peaks)
+    tied = [p - ex.lag for p in peaks if total[p] - least <= tolerance]
+    return chance, [p + ex.lag for p in _best_fitting(ex, i, target, tied, chance, span)]
+
+
+def _best_fitting(
+    ex: _Excerpt, i: int, target: Float64Array, lags: list[int], chance: float, span: Span
+) -> list[int]:
+    """Among ``lags`` (equal in total), those no other fits clearly or significantly better on
+    their common frames: a tournament (the champion meets each in turn), then every lag that
+    holds against the champion. Linear in ``len(lags)``."""
+    champion = lags[0]
+    for lag in lags[1:]:
+        if not _current_holds(ex, i, target, champion, lag, chance, span):
+            champion = lag
+    return [champion] + [
+        lag
+        for lag in lags
+        if lag != champion and _current_holds(ex, i, target, lag, champion, chance, span)
+    ]
+
+
+def _choose_lag(
+    ex: _Excerpt, i: int, target: Float64Array, corr: Float64Array, current: int, span: Span
 ) -> _LagChoice:
     """Decide stem ``i``'s lag from its curves (index ``k + lag``; see the module docstring).
 
-    The candidates are the distinct peaks whose ``q`` is within :data:`LAG_SCREEN_DB` of the
-    best, and the current lag if it is. Exactly periodic material fits equally at lags a period
-    apart wherever the stem has samples; among the candidates, the one that leaves the least
-    energy in total (it loses the least material outside the file) wins, unless another one
-    leaves no more than :data:`SIGNIFICANCE` times the chance level above it: then they are
-    equal peaks and the offset is ambiguous. The current lag is kept whenever it fits as well as
-    the winner on their common frames (:func:`_current_holds`). The chance level is that of what
-    the winner leaves (``corr`` is the target's correlation with the stem).
+    The candidates are the distinct peaks of the fit (:func:`_candidate_peaks`) and the current
+    lag. The one that leaves the least energy in total wins; candidates that leave no more than
+    the chance scale above it (``c·S + 2·sqrt(c·S·E)`` for chance level ``c``, ``S`` =
+    :data:`SIGNIFICANCE` and ``E`` the energy the best explains) are equal in total, and among
+    those only the ones no other fits clearly or significantly better on their common frames
+    remain
+    (:func:`_best_fitting`): a lag contradicted by the stem's own samples, such as its zero
+    lead-in, loses to one that only leaves material past the file's end. Exactly periodic
+    material can leave several: the offset is then ambiguous. The current lag is kept when it
+    is among them, or fits as well as the single winner on their common frames
+    (:func:`_current_holds`). The chance level is that of what the best-fitting one leaves;
+    ``target`` is zero outside ``span`` and ``corr`` its correlation with the stem.
     """
     lag = ex.lag
-    q, total = _unexplained(ex, i, target, corr)
+    q, total = _unexplained(ex, i, target, corr, span)
     finite = np.isfinite(q)
     j_cur = current + lag
     if not finite.any():
         return _LagChoice(current, "kept")
-    screen = 10.0 ** (LAG_SCREEN_DB / 10.0)
-    j_best = int(np.argmin(q))
-    peaks = _equal_peaks(q, j_best, screen)
-    if finite[j_cur] and q[j_cur] <= q[j_best] * screen:
-        peaks.append(j_cur)
-    peaks = sorted(set(peaks), key=lambda p: float(total[p]))
+    peaks = _candidate_peaks(q, total, int(np.argmin(q)))
+    if finite[j_cur] and j_cur not in peaks:
+        peaks = sorted([*peaks, j_cur], key=lambda p: float(total[p]))
     best = peaks[0]
-    if best == j_cur:
+    chance, winners = _winners(ex, i, target, corr, peaks, total, best, span)
+    if winners[0] != best:  # what the best-fitting candidate leaves is the fairer chance level
+        chance, winners = _winners(ex, i, target, corr, peaks, total, winners[0], span)
+    if j_cur in winners:
         return _LagChoice(current, "kept", _peak_margin_db(q, j_cur))
-    w = ex.window_energy[i][best]
-    chance = _chance(ex, i, corr - corr[best] / w * ex.self_correlation(i, best - lag))
-    tolerance = SIGNIFICANCE * chance + ex.lag_floor_per_value * ex.channels * ex.frames
-    winners = [p for p in peaks if total[p] - total[best] <= tolerance]
-    if _current_holds(ex, i, target, current, best - lag, chance):
-        return _LagChoice(current, "kept", _peak_margin_db(q, j_cur))
-    margin = _peak_margin_db(q, best)
     if len(winners) == 1:
-        return _LagChoice(best - lag, "moved", margin)
-    return _LagChoice(current, "ambiguous", margin, [p - lag for p in winners[:8]])
+        if _current_holds(ex, i, target, current, winners[0] - lag, chance, span):
+            return _LagChoice(current, "kept", _peak_margin_db(q, j_cur))
+        return _LagChoice(winners[0] - lag, "moved", _peak_margin_db(q, winners[0]))
+    if all(_current_holds(ex, i, target, current, p - lag, chance, span) for p in winners):
+        return _LagChoice(current, "kept", _peak_margin_db(q, j_cur))
+    return _LagChoice(current, "ambiguous", _peak_margin_db(q, best), [p - lag for p in winners])
 
 
 def _model(ex: _Excerpt, offsets: list[int], gains: list[float]) -> Float64Array:
@@ -750,7 +932,7 @@ def _model(ex: _Excerpt, offsets: list[int], gains: list[float]) -> Float64Array
     return out
 
 
-def _interval(ex: _Excerpt, offsets: list[int], members: list[int]) -> tuple[int, int]:
+def _interval(ex: _Excerpt, offsets: list[int], members: list[int]) -> Span:
     """Excerpt frames where every stem in ``members`` at its offset lies in its file."""
     lo, hi = 0, ex.frames
     for i in members:
@@ -775,26 +957,29 @@ def _separate(
     confirm = 10.0 ** (CONFIRM_DB / 10.0)
     for _ in range(MAX_ROUNDS):
         residual = ex.reference - _model(ex, offsets, gains)
-        spectrum = ex.spectrum(residual)
+        spectra: dict[Span, np.ndarray] = {}
         best: tuple[float, int, int, float] | None = None
         for i in active:
+            others = [j for j in active if j != i]
+            span = _interval(ex, offsets, others)
+            if span not in spectra:
+                spectra[span] = ex.spectrum(residual, span)
             current = ex.shifted(i, offsets[i])
-            target = residual + gains[i] * current
-            corr_r = ex.correlate(i, spectrum)
-            chances[i] = _chance(ex, i, corr_r)
-            corr = corr_r + gains[i] * ex.self_correlation(i, offsets[i])
-            choice = _choose_lag(ex, i, target, corr, offsets[i])
+            target = _masked(residual + gains[i] * current, span)
+            corr_r = ex.correlate(i, spectra[span])
+            chances[i] = _chance(ex, i, corr_r, span)
+            corr = corr_r + gains[i] * ex.self_correlation(i, offsets[i], span)
+            choice = _choose_lag(ex, i, target, corr, offsets[i], span)
             choices[i] = choice
-            w = float(ex.window_energy[i][choice.lag + ex.lag])
+            w = float(ex.window_energy(i, span)[choice.lag + ex.lag])
             if choice.status == "ambiguous" or w <= 0:
                 continue  # an undecided lag proposes nothing, not even a gain at a wrong lag
             k, g = choice.lag, float(corr[choice.lag + ex.lag]) / w
             if k == offsets[i] and abs(g - gains[i]) <= 1e-12 * abs(gains[i]):
                 continue
             lo, hi = _interval(ex, offsets, active)
-            lo2, hi2 = _interval(ex, offsets, [j for j in active if j != i])
-            a, b = ex.bounds(i, k)
-            lo, hi = max(lo, lo2, int(a)), min(hi, hi2, int(b))
+            a, b = ex.bounds(i, k, span)
+            lo, hi = max(lo, int(a)), min(hi, int(b))
             if hi - lo < max(ex.frames // 4, 1):
                 continue
             change = g * ex.shifted(i, k)[:, lo:hi] - gains[i] * current[:, lo:hi]
@@ -802,7 +987,7 @@ def _separate(
             after = _energy(residual[:, lo:hi] - change, 0, hi - lo)
             floor = ex.floor_per_value * ex.channels * (hi - lo)
             clear = before >= confirm * max(after, floor)
-            chance = _chance(ex, i, corr - g * ex.self_correlation(i, k))
+            chance = _leftover_chance(ex, i, target, corr, k, g, span)
             significant = before - after >= max(SIGNIFICANCE * chance, floor)
             if not (clear or significant) or float(np.abs(change).max()) < threshold:
                 continue
@@ -812,6 +997,13 @@ def _separate(
             break
         _, i, offsets[i], gains[i] = best
     return choices, chances
+
+
+def _masked(x: Float64Array, span: Span) -> Float64Array:
+    """``x`` with the frames outside ``span`` set to zero (a new array)."""
+    out = np.zeros_like(x)
+    out[:, span[0] : span[1]] = x[:, span[0] : span[1]]
+    return out
 
 
 def _joint_gains(
@@ -929,15 +1121,34 @@ def _confirm(
 
 
 def _explained_by_stems(
-    ex: _Excerpt, residual: Float64Array, active: list[int]
+    ex: _Excerpt, residual: Float64Array, active: list[int], span: Span
 ) -> dict[int, float]:
-    """Largest fraction of ``residual`` each stem explains at any lag (its best LS fit)."""
-    spectrum = ex.spectrum(residual)
+    """Largest fraction of ``residual`` (on ``span``) each stem explains at any lag (its best LS
+    fit)."""
+    target = _masked(residual, span)
+    spectrum = ex.spectrum(target)
     out = {}
     for i in active:
-        q, _ = _unexplained(ex, i, residual, ex.correlate(i, spectrum))
+        q, _ = _unexplained(ex, i, target, ex.correlate(i, spectrum), span)
         out[i] = float(1.0 - q.min()) if np.isfinite(q).any() else 0.0
     return out
+
+
+@dataclass
+class _Model:
+    """The stated model of a diagnosis and what it leaves (see :func:`_fit_model`)."""
+
+    offsets: list[int]
+    gains: list[float]
+    fitted: list[float]
+    active: list[int]
+    ambiguous: list[int]
+    choices: dict[int, _LagChoice]
+    rises: dict[_Aspect, float]
+    drop_db: float | None
+    dynamics: bool
+    residual: Float64Array
+    interval: tuple[int, int]
 
 
 def diagnose_null(
@@ -953,7 +1164,8 @@ def diagnose_null(
     """Explain a failed null; fills ``result.stems``, ``result.diagnoses`` and the excerpt fields.
 
     Only what the fit can show is stated (see the module docstring): every finding about a stem
-    is a correction that, undone alone, raises the residual by at least :data:`CONFIRM_DB`.
+    is a correction that, undone alone, raises the residual clearly or significantly; a lag
+    that several peaks fit equally is reported as ambiguous, never as an offset.
 
     Parameters
     ----------
@@ -980,53 +1192,21 @@ def diagnose_null(
     lag = max(min(int(max_lag_seconds * fs), e - 1), 0)
     result.excerpt_start_seconds = start / fs
     result.excerpt_seconds = e / fs
-    thr = 10.0 ** (result.threshold_dbfs / 20.0)
     ex = _excerpt(reference, stems, start, e, lag, result.threshold_dbfs)
-
-    n = len(stems)
-    offsets, gains = [0] * n, [1.0] * n
-    active = [i for i in range(n) if ex.window_energy[i].max(initial=0.0) > 1e-24]
-    choices, chances = _separate(ex, offsets, gains, active, thr)
-    ambiguous = [i for i in active if choices.get(i, _LagChoice(0, "kept")).status == "ambiguous"]
-    fit = [i for i in active if i not in ambiguous]
-    _joint_gains(ex, offsets, gains, fit, *_interval(ex, offsets, active))
-    fitted = list(gains)
-
-    lo, hi = _interval(ex, offsets, active)
-    if hi - lo < e // 2:
-        lo, hi = 0, e
-    drop = _dynamics_drop_db(ex.reference[:, lo:hi], _model(ex, offsets, gains)[:, lo:hi], fs)
-    result.dynamics_drop_db = drop
-    fitted_peak = _peak(ex.reference - _model(ex, offsets, gains), lo, hi)
-    dynamics = drop is not None and drop < -DYNAMICS_DROP_DB and fitted_peak >= thr
-
-    rises = _confirm(ex, offsets, gains, fit, active, thr, not dynamics, chances)
-    residual = ex.reference - _model(ex, offsets, gains)
-    lo, hi = _interval(ex, offsets, active)
-    inside_peak = _peak(residual, lo, hi)
-    result.model_residual_peak_dbfs = amplitude_to_db(inside_peak)
-    result.stems = _fits(ex, stems, offsets, gains, fitted, choices, rises, residual, (lo, hi))
-
-    labels = [label for label, _ in stems]
-    ref_label = result.reference
-    findings = _stated_findings(result, rises, ref_label, severity)
-    if dynamics:
-        assert drop is not None
-        findings.append(_dynamics_finding(result, drop, severity))
-    elif inside_peak >= thr:
-        findings += _leftover_findings(
-            result, ex, residual, (lo, hi), active, ambiguous, choices, labels, severity
-        )
-    elif max(_peak(residual, 0, lo), _peak(residual, hi, e)) >= thr:
-        findings += _lost_findings(result, ex, offsets, active, residual, labels, severity)
+    model = _fit_model(ex, 10.0 ** (result.threshold_dbfs / 20.0), fs)
+    lo, hi = model.interval
+    result.dynamics_drop_db = model.drop_db
+    result.model_residual_peak_dbfs = amplitude_to_db(_peak(model.residual, lo, hi))
+    result.stems = _fits(ex, stems, model)
+    findings = _findings(result, ex, model, [label for label, _ in stems], severity)
     if not findings and not result.passed:
         findings.append(
             Finding(
                 severity,
                 "null.unexplained",
-                f"the residual against {ref_label} could not be explained on the analysed "
-                f"excerpt ({start / fs:.1f}–{(start + e) / fs:.1f} s)",
-                file=ref_label,
+                f"the residual against {result.reference} could not be explained on the "
+                f"analysed excerpt ({start / fs:.1f}–{(start + e) / fs:.1f} s)",
+                file=result.reference,
                 advice="listen to the residual; look for an edit, a late automation or a "
                 f"time offset beyond ±{max_lag_seconds:g} s",
             )
@@ -1034,36 +1214,85 @@ def diagnose_null(
     result.diagnoses = findings
 
 
-def _fits(
-    ex: _Excerpt,
-    stems: list[tuple[str, AudioInfo]],
-    offsets: list[int],
-    gains: list[float],
-    fitted: list[float],
-    choices: dict[int, _LagChoice],
-    rises: dict[_Aspect, float],
-    residual: Float64Array,
-    interval: tuple[int, int],
-) -> list[StemFit]:
+def _fit_model(ex: _Excerpt, threshold: float, sample_rate: int) -> _Model:
+    """Steps 4-6 of the module docstring: separate, fit the gains jointly, detect dynamics,
+    confirm; returns the stated model."""
+    n = len(ex.stems)
+    offsets, gains = [0] * n, [1.0] * n
+    active = [i for i in range(n) if ex.cumulative_power[i][-1] > 1e-24]
+    choices, chances = _separate(ex, offsets, gains, active, threshold)
+    ambiguous = [i for i in active if choices.get(i, _LagChoice(0, "kept")).status == "ambiguous"]
+    fit = [i for i in active if i not in ambiguous]
+    _joint_gains(ex, offsets, gains, fit, *_interval(ex, offsets, active))
+    fitted = list(gains)
+    lo, hi = _interval(ex, offsets, active)
+    if hi - lo < ex.frames // 2:
+        lo, hi = 0, ex.frames
+    p = _model(ex, offsets, gains)
+    drop = _dynamics_drop_db(ex.reference[:, lo:hi], p[:, lo:hi], sample_rate)
+    dynamics = (
+        drop is not None
+        and drop < -DYNAMICS_DROP_DB
+        and _peak(ex.reference - p, lo, hi) >= threshold
+    )
+    # Gains are withheld when they are symptoms: of dynamics processing, or of a stem whose lag
+    # could not be decided (its misplaced material biases every gain fit).
+    allow_gain = not dynamics and not ambiguous
+    rises = _confirm(ex, offsets, gains, fit, active, threshold, allow_gain, chances)
+    return _Model(
+        offsets=offsets,
+        gains=gains,
+        fitted=fitted,
+        active=active,
+        ambiguous=ambiguous,
+        choices=choices,
+        rises=rises,
+        drop_db=drop,
+        dynamics=dynamics,
+        residual=ex.reference - _model(ex, offsets, gains),
+        interval=_interval(ex, offsets, active),
+    )
+
+
+def _findings(
+    result: NullResult, ex: _Excerpt, model: _Model, labels: list[str], severity: Severity
+) -> list[Finding]:
+    """The stated aspects, then what the model leaves (step 6)."""
+    threshold = 10.0 ** (result.threshold_dbfs / 20.0)
+    lo, hi = model.interval
+    findings = _stated_findings(result, model.rises, result.reference, severity)
+    if model.dynamics:
+        assert model.drop_db is not None
+        findings.append(_dynamics_finding(result, model.drop_db, severity))
+    elif _peak(model.residual, lo, hi) >= threshold:
+        findings += _zero_fill_findings(result, ex, model, labels, severity) or (
+            _leftover_findings(result, ex, model, labels, severity)
+        )
+    elif max(_peak(model.residual, 0, lo), _peak(model.residual, hi, ex.frames)) >= threshold:
+        findings += _lost_findings(result, ex, model, labels, severity)
+    return findings
+
+
+def _fits(ex: _Excerpt, stems: list[tuple[str, AudioInfo]], model: _Model) -> list[StemFit]:
     """One :class:`StemFit` per stem from the stated model."""
-    lo, hi = interval
+    lo, hi = model.interval
     out = []
     for i, (label, _) in enumerate(stems):
-        choice = choices.get(i)
-        fit = StemFit(file=label, offset_samples=offsets[i], gain=gains[i])
-        fit.fitted_gain = fitted[i]
+        choice = model.choices.get(i)
+        d, g = model.offsets[i], model.gains[i]
+        fit = StemFit(file=label, offset_samples=d, gain=g, fitted_gain=model.fitted[i])
         if choice is not None:
             fit.lag_margin_db = choice.margin_db
             fit.offset_ambiguous = choice.status == "ambiguous"
             fit.offset_candidates_samples = list(choice.candidates)
-        fit.confirm_db = {a.kind: db for a, db in rises.items() if i in a.stems}
-        s = ex.shifted(i, offsets[i])
-        target = residual + gains[i] * s
+        fit.confirm_db = {a.kind: db for a, db in model.rises.items() if i in a.stems}
+        s = ex.shifted(i, d)
+        target = model.residual + g * s
         denom = np.sqrt(_energy(target, lo, hi) * _energy(s, lo, hi))
         if denom > 0:
             part_t, part_s = target[:, lo:hi], s[:, lo:hi]
             fit.correlation = float(np.einsum("ij,ij->", part_t, part_s) / denom)
-        error = gains[i] * s - ex.shifted(i, 0)
+        error = g * s - ex.shifted(i, 0)
         fit.error_peak_dbfs = amplitude_to_db(float(np.abs(error).max()) if error.size else 0.0)
         out.append(fit)
     return out
@@ -1173,23 +1402,20 @@ def _dynamics_finding(result: NullResult, drop: float, severity: Severity) -> Fi
 
 
 def _leftover_findings(
-    result: NullResult,
-    ex: _Excerpt,
-    residual: Float64Array,
-    interval: tuple[int, int],
-    active: list[int],
-    ambiguous: list[int],
-    choices: dict[int, _LagChoice],
-    labels: list[str],
-    severity: Severity,
+    result: NullResult, ex: _Excerpt, model: _Model, labels: list[str], severity: Severity
 ) -> list[Finding]:
-    """Name what the stated model leaves (step 5): an ambiguous offset, a missing stem, or
+    """Name what the stated model leaves (step 6): an ambiguous offset, a missing stem, or
     several faults that cannot be separated."""
     ref_label = result.reference
-    if ambiguous:
+    residual = model.residual
+    if model.ambiguous:
         out = []
-        for i in ambiguous:
-            lags = ", ".join(f"{c:+d}" for c in choices[i].candidates)
+        for i in model.ambiguous:
+            candidates = model.choices[i].candidates
+            lags = ", ".join(f"{c:+d}" for c in candidates[:6])
+            if len(candidates) > 6:
+                lags += f" and {len(candidates) - 6} more"
+
             out.append(
                 Finding(
                     severity,
@@ -1203,11 +1429,9 @@ def _leftover_findings(
                 )
             )
         return out
-    lo, hi = interval
-    inside = np.zeros_like(residual)
-    inside[:, lo:hi] = residual[:, lo:hi]
-    explained = _explained_by_stems(ex, inside, active)
-    related = [i for i in active if explained[i] >= MISSING_MAX_EXPLAINED]
+    lo, hi = model.interval
+    explained = _explained_by_stems(ex, residual, model.active, (lo, hi))
+    related = [i for i in model.active if explained[i] >= MISSING_MAX_EXPLAINED]
     if not related:
         return [
             Finding(
@@ -1240,34 +1464,84 @@ def _leftover_findings(
     ]
 
 
+def _zero_fill_findings(
+    result: NullResult, ex: _Excerpt, model: _Model, labels: list[str], severity: Severity
+) -> list[Finding]:
+    """A leftover that lies entirely in one stem's run of digital silence at the start or end of
+    its file, beginning right at the cut (within :data:`CUT_SECONDS`), is that stem's material
+    the file does not hold (zero-filled by a shift or an export), not a missing stem."""
+    threshold = 10.0 ** (result.threshold_dbfs / 20.0)
+    lo, hi = model.interval
+    cut = max(int(CUT_SECONDS * ex.sample_rate), 1)
+    for i in model.active:
+        for x, y, edge in _zero_runs(ex, i, model.offsets[i]):
+            a, b = max(x, lo), min(y, hi)
+            outside = max(_peak(model.residual, lo, a), _peak(model.residual, b, hi))
+            at_cut = (
+                _peak(model.residual, b - cut, b)
+                if edge == "start"
+                else (_peak(model.residual, a, a + cut))
+            )
+            if b - a > 0 and outside < threshold <= at_cut:
+                peak = amplitude_to_db(_peak(model.residual, a, b))
+                which = "first" if edge == "start" else "last"
+                return [
+                    Finding(
+                        severity,
+                        "null.lost_material",
+                        f"{labels[i]} is digital silence for its {which} {y - x} samples while "
+                        f"{result.reference} still has its material there (residual peak "
+                        f"{peak:.1f} dBFS): the file does not hold it (zero-filled by a shift, or "
+                        "cut short on export)",
+                        file=labels[i],
+                        advice=f"re-print {labels[i]} from the session over the full length of "
+                        "the mix",
+                        value=float(y - x),
+                    )
+                ]
+    return []
+
+
+def _zero_runs(ex: _Excerpt, i: int, offset: int) -> list[tuple[int, int, str]]:
+    """Runs of exact zeros of stem ``i`` (at ``offset``) that touch its file's start or end
+    inside the excerpt: ``(lo, hi, "start" | "end")``."""
+    a, b = (int(x) for x in ex.bounds(i, offset))
+    if b <= a:
+        return []
+    live = np.flatnonzero(np.any(ex.shifted(i, offset)[:, a:b] != 0.0, axis=0))
+    if not live.size:
+        return []
+    out = []
+    if live[0] > 0 and a == max(-ex.start - offset, 0):  # the run starts the file
+        out.append((a, a + int(live[0]), "start"))
+    if a + live[-1] + 1 < b and b == ex.stem_lengths[i] - ex.start - offset:  # it ends the file
+        out.append((a + int(live[-1]) + 1, b, "end"))
+    return out
+
+
 def _lost_findings(
-    result: NullResult,
-    ex: _Excerpt,
-    offsets: list[int],
-    active: list[int],
-    residual: Float64Array,
-    labels: list[str],
-    severity: Severity,
+    result: NullResult, ex: _Excerpt, model: _Model, labels: list[str], severity: Severity
 ) -> list[Finding]:
     """The stated model nulls where every stem has samples; what is left lies where a shifted or
     short stem has none: that material is not in the file."""
+    threshold = 10.0 ** (result.threshold_dbfs / 20.0)
     out = []
-    for i in active:
-        a, b = (int(x) for x in ex.bounds(i, offsets[i]))
-        lost = [(0, a)] if a > 0 else []
-        lost += [(b, ex.frames)] if b < ex.frames else []
-        peak = max((_peak(residual, x, y) for x, y in lost), default=0.0)
-        if peak < 10.0 ** (result.threshold_dbfs / 20.0):
+    for i in model.active:
+        a, b = (int(x) for x in ex.bounds(i, model.offsets[i]))
+        lost = ([(0, a)] if a > 0 else []) + ([(b, ex.frames)] if b < ex.frames else [])
+        peak = max((_peak(model.residual, x, y) for x, y in lost), default=0.0)
+        if peak < threshold:
             continue
         frames = sum(y - x for x, y in lost)
-        where = "at its start" if lost[0][0] == 0 and len(lost) == 1 else "at its end"
+        where = " and ".join("start" if x == 0 else "end" for x, _ in lost)
         out.append(
             Finding(
                 severity,
                 "null.lost_material",
-                f"{labels[i]} has no samples for {frames} samples {where} where "
-                f"{result.reference} still has its material (residual peak "
-                f"{amplitude_to_db(peak):.1f} dBFS there): re-aligning cannot restore it",
+                f"{labels[i]} lacks {frames} samples of its material at the {where} of the "
+                f"analysed excerpt, where {result.reference} still has it (residual peak "
+                f"{amplitude_to_db(peak):.1f} dBFS there): they are not in the file, so "
+                "re-aligning cannot restore them",
                 file=labels[i],
                 advice=f"re-print {labels[i]} from the session over the full length of the mix",
                 value=float(frames),

@@ -45,7 +45,7 @@ import soundfile as sf
 from stemprint.errors import InputError
 
 from .audio import BLOCK_FRAMES, AudioInfo, BlockReader, amplitude_to_db, power_to_db, probe
-from .discovery import MANIFEST_VERSION
+from .discovery import MANIFEST_VERSION, is_stem_role
 from .findings import to_jsonable
 from .nulltest import AMBIGUOUS_CODES, NullAccumulator, NullResult
 from .report import FileReport, VerificationReport
@@ -148,7 +148,7 @@ def repair_package(
             fix="add the mix (role mix) to the package",
         )
     length = mix_file.length_samples
-    stems = [f for f in report.files if f.role.startswith("stem")]
+    stems = [f for f in report.files if is_stem_role(f.role)]
     if not any(c.changes_samples for c in corrections.values()) and all(
         f.length_samples == length for f in stems
     ):
@@ -226,7 +226,7 @@ def _null_parts(report: VerificationReport, null: NullResult) -> list[str]:
     for check in getattr(report, "sums", None) or []:
         if getattr(check, "null", None) is null:
             return list(check.parts)
-    return [f.label for f in report.files if f.role.startswith("stem")]
+    return [f.label for f in report.files if is_stem_role(f.role)]
 
 
 def _file(report: VerificationReport, label: str) -> FileReport:
@@ -269,7 +269,7 @@ def _write_files(
         rel = _unique(label.as_posix() if not label.is_absolute() else label.name, used)
         dest = tmp / rel
         dest.parent.mkdir(parents=True, exist_ok=True)
-        if f.role.startswith("stem"):
+        if is_stem_role(f.role):
             _write_corrected(probe(Path(f.path)), dest, corrections.get(f.label), length, f.label)
         else:
             shutil.copy2(f.path, dest)

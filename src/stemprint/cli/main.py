@@ -105,6 +105,10 @@ def handled(func: F) -> F:
     return wrapper  # type: ignore[return-value]
 
 
+def _db_text(value: float | None) -> str:
+    return "-inf" if value is None else f"{value:.1f}"
+
+
 def _version(value: bool) -> None:
     if value:
         typer.echo(f"stemprint {__version__}")
@@ -346,8 +350,10 @@ def verify(
         Path | None,
         typer.Option(
             "--fix",
-            help="Write a corrected copy (re-aligned, one length) to this new "
-            "folder; the originals are never touched.",
+            help="Write a corrected copy to this new folder: exactly the corrections the "
+            "report states (time offsets, polarity, gains; every stem to the mix length), kept "
+            "only if it nulls better; refused (exit 2) when the diagnosis is ambiguous. The "
+            "originals are never touched.",
         ),
     ] = None,
 ) -> None:
@@ -369,7 +375,13 @@ def verify(
         print_report(report, Console(highlight=False, width=max(Console().width, 120)))
     if fix is not None:
         written = repair_package(report, fix, mix=mix)
-        _stderr(f"corrected copy written to {written}")
+        proof = json.loads((written / "manifest.json").read_text(encoding="utf-8"))
+        before = proof["null_before"]["residual_peak_dbfs"]
+        after = proof["null_after"]["residual_peak_dbfs"]
+        _stderr(
+            f"corrected copy written to {written}: residual peak "
+            f"{_db_text(before)} -> {_db_text(after)} dBFS"
+        )
     if not report.passed:
         raise VerificationFailed("the package failed verification (see the report above)")
 

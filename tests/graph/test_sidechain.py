@@ -152,3 +152,34 @@ def test_ducking_survives_stem_splitting(tmp_path):
     data = sf.read(str(out / low["path"]), always_2d=True)[0].T
     np.testing.assert_allclose(data, plain["stem:Bass"], atol=1e-7)
     assert manifest["verification"]["passed"] is True
+
+
+def test_alternate_mixes_take_keys_from_their_own_routes_or_from_the_session(tmp_path):
+    import yaml
+
+    from stemprint.export.package import RenderOptions, render_package
+    from stemprint.model.load import load_session
+
+    _sources(tmp_path)
+    path = _session(tmp_path)
+    data = yaml.safe_load(path.read_text())
+    data["mixes"] = [
+        {"name": "No Kick", "mute": ["Kick"]},  # sidechain: mix (default), as a DAW bounces it
+        {"name": "No Kick Aligned", "mute": ["Kick"], "sidechain": "session"},
+    ]
+    path.write_text(yaml.safe_dump(data))
+    out = tmp_path / "out"
+    render_package(load_session(path), out, RenderOptions(bit_depth="32f"))
+    import soundfile as sf
+
+    mix = sf.read(str(out / "mix.wav"), always_2d=True)[0].T
+    kick_stem = sf.read(str(out / "stems" / "Kick.wav"), always_2d=True)[0].T
+    own = sf.read(str(out / "mixes" / "No Kick.wav"), always_2d=True)[0].T
+    aligned = sf.read(str(out / "mixes" / "No Kick Aligned.wav"), always_2d=True)[0].T
+    bass = sf.read(str(tmp_path / "bass.wav"), always_2d=True)[0].T
+    centre = np.cos(np.pi / 4)
+    # session keys: the main mix without the kick, ducking included (to float32 precision)
+    np.testing.assert_allclose(aligned, mix - kick_stem, atol=1e-6)
+    # own keys: the kick is muted, so nothing ducks the bass: the bass as it is
+    np.testing.assert_allclose(own[0], bass[0] * centre, atol=1e-6)
+    assert _rms_db(own) - _rms_db(aligned) > 1.0  # the ducking is gone

@@ -133,6 +133,8 @@ class OutputSpec:
     nonlinear_splits: tuple[str, ...] = ()
     sums_to_premaster: bool = False
     """A stem of a set that sums exactly to the master's input (manifest role ``stem``)."""
+    own_keys: bool = False
+    """An alternate mix whose sidechain keys come from its own tracks (``sidechain: mix``)."""
 
 
 @dataclass(frozen=True)
@@ -299,10 +301,10 @@ def plan_outputs(
         )  # fmt: skip
     stems = _stem_outputs(loaded, graph, routing, delivery, warnings) if delivery.stems else []
     outputs += stems
-    for name, tracks in _mixes(loaded, routing, delivery, warnings):
+    for name, tracks, own_keys in _mixes(loaded, routing, delivery, warnings):
         outputs.append(
             OutputSpec(f"mix:{name}", "alt_mix", name, "master_out", tracks=tracks,
-                       routes=tuple(sorted(tracks)), tap_point="master")
+                       routes=tuple(sorted(tracks)), tap_point="master", own_keys=own_keys)
         )  # fmt: skip
     outputs += _multitrack(loaded, graph, delivery)
     _check_unique(loaded, outputs)
@@ -556,9 +558,10 @@ def _mixes(
     routing: _Routing,
     delivery: ResolvedDelivery,
     warnings: list[str],
-) -> list[tuple[str, frozenset[str]]]:
+) -> list[tuple[str, frozenset[str], bool]]:
+    """``(name, tracks, own sidechain keys)`` of every alternate mix."""
     session = loaded.session
-    mixes: list[tuple[str, frozenset[str]]] = []
+    mixes: list[tuple[str, frozenset[str], bool]] = []
     for index, mix in enumerate(session.mixes):
         where = f"mixes[{index}]"
         tracks = routing.audible_tracks
@@ -566,7 +569,7 @@ def _mixes(
             tracks = routing.tracks_of(mix.solo, f"{where}.solo") & tracks
         if mix.mute:
             tracks = tracks - routing.tracks_of(mix.mute, f"{where}.mute")
-        mixes.append((mix.name, frozenset(tracks)))
+        mixes.append((mix.name, frozenset(tracks), mix.sidechain == "mix"))
     if delivery.preset == "sync" and not session.mixes:
         vocal_routes = [
             n.name for n in routing.graph.nodes
@@ -587,10 +590,12 @@ def _mixes(
             or vocals
         )
         everything = routing.audible_tracks
+        # Keys from the full session: the instrumental's music is the main mix's to the
+        # sample (editors cut between them), ducking under the vocal included.
         mixes += [
-            ("Instrumental", everything - vocals),
-            ("A Cappella", vocals),
-            ("TV Mix", everything - lead),
+            ("Instrumental", everything - vocals, False),
+            ("A Cappella", vocals, False),
+            ("TV Mix", everything - lead, False),
         ]
     return mixes
 

@@ -256,6 +256,12 @@ class MixDef(_Model):
     solo: list[str] = Field(
         default_factory=list, description="Routes (names or patterns) kept; all others muted."
     )
+    sidechain: Literal["mix", "session"] = Field(
+        "mix",
+        description="Where sidechain keys come from: `mix` (default): the mix's own routes, as "
+        "a DAW bounces it (a muted kick no longer ducks the bass); `session`: the full "
+        "session's keys, so the mix lines up with the main mix, ducking included.",
+    )
 
 
 class TailPolicy(_Model):

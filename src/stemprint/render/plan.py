@@ -11,8 +11,11 @@ Invariants
   needs it; split stems, alternate mixes, stems through the master and dry stems get their own
   instances of the nodes concerned, in the same pass.
 - An instance with no active track renders silence and is not created (the master always is).
-- Sidechain keys always come from the full session's instances: the bass of a split stem still
-  ducks under the kick of another stem.
+- Sidechain keys come from the full session's instances (the bass of a split stem still ducks
+  under the kick of another stem), unless a variant takes its keys from its own tracks
+  (``keys_from``: an alternate mix with ``sidechain: mix``, where a muted kick no longer ducks
+  the bass, as in a DAW). ``keys_from`` is part of an instance's key only where it changes
+  something: on nodes that a keyed insert feeds, and when it is not the full session.
 - Levels: no instance feeds another of its level; tracks are level 0.
 """
 
@@ -24,8 +27,9 @@ from stemprint.errors import RenderError
 from stemprint.graph.types import Edge, Node, RenderGraph
 from stemprint.model.session import MASTER
 
-InstanceKey = tuple[str, frozenset[str], bool]
-"""A node rendered from a set of active tracks, wet (``False``) or dry (``True``)."""
+InstanceKey = tuple[str, frozenset[str], bool, frozenset[str] | None]
+"""A node rendered from a set of active tracks, wet (``False``) or dry (``True``), its sidechain
+keys from the full session (``None``) or from a set of tracks."""
 
 SignalKind = str
 """``source`` (a track's clips), ``input`` (the master's input sum), ``pre`` (after inserts),
@@ -36,7 +40,7 @@ SignalRef = tuple[SignalKind, InstanceKey]
 
 def source_key(track: str) -> InstanceKey:
     """The key under which a track's clip signal is stored (shared by all its instances)."""
-    return (track, frozenset(), False)
+    return (track, frozenset(), False, None)
 
 
 @dataclass(frozen=True)
@@ -55,6 +59,9 @@ class Instance:
         ``(edge, source instance)`` summed at the input, in the node's edge order.
     keys
         ``(key edge, source instance or None when the key route is silent)``.
+    keys_from
+        The tracks its (and its sources') sidechain keys are rendered from; ``None``: the
+        full session.
     """
 
     node: Node
@@ -62,10 +69,11 @@ class Instance:
     dry: bool
     inputs: tuple[tuple[Edge, InstanceKey], ...]
     keys: tuple[tuple[Edge, InstanceKey | None], ...]
+    keys_from: frozenset[str] | None = None
 
     @property
     def key(self) -> InstanceKey:
-        return (self.node.key, self.active, self.dry)
+        return (self.node.key, self.active, self.dry, self.keys_from)
 
 
 class PlanBuilder:
@@ -81,7 +89,13 @@ class PlanBuilder:
         for node in graph.nodes:
             self.instance(node.key, self.audible, False)
 
-    def instance(self, key: str, tracks: frozenset[str], dry: bool) -> InstanceKey | None:
+    def instance(
+        self,
+        key: str,
+        tracks: frozenset[str],
+        dry: bool,
+        keys_from: frozenset[str] | None = None,
+    ) -> InstanceKey | None:
         """The instance of node ``key`` for a variant, created on first use; ``None`` if silent."""
         node = self.nodes[key]
         if not node.audible:
@@ -89,26 +103,42 @@ class PlanBuilder:
         active = self.routing.tracks_reaching(key, not dry) & tracks
         if not active and node.kind != "master":
             return None
-        instance_key: InstanceKey = (key, active, dry)
+        if dry or keys_from == self.audible or not self._keyed_upstream(key):
+            keys_from = None
+        instance_key: InstanceKey = (key, active, dry, keys_from)
         if instance_key not in self.instances:
-            self.instances[instance_key] = self._build(node, active, dry)
+            self.instances[instance_key] = self._build(node, active, dry, keys_from)
         return instance_key
 
-    def _build(self, node: Node, active: frozenset[str], dry: bool) -> Instance:
+    def _keyed_upstream(self, key: str) -> bool:
+        """Some node feeding ``key`` (or ``key`` itself) has a sidechain key."""
+        return any(self.nodes[k].keys for k in self.routing.upstream(key))
+
+    def _build(
+        self, node: Node, active: frozenset[str], dry: bool, keys_from: frozenset[str] | None
+    ) -> Instance:
         inputs = []
         for edge in node.inputs:
             if dry and edge.kind == "send":
                 continue
-            source = self.instance(edge.source, active, dry)
+            source = self.instance(edge.source, active, dry, keys_from)
             if source is not None:
                 inputs.append((edge, source))
         keys: tuple[tuple[Edge, InstanceKey | None], ...] = ()
         if not dry:
-            keys = tuple((e, self.instance(e.source, self.audible, False)) for e in node.keys)
-        return Instance(node, active, dry, tuple(inputs), keys)
+            tracks = self.audible if keys_from is None else keys_from
+            keys = tuple(
+                (e, self.instance(e.source, tracks, False, keys_from)) for e in node.keys
+            )
+        return Instance(node, active, dry, tuple(inputs), keys, keys_from)
 
-    def master(self, tracks: frozenset[str] | None, dry: bool = False) -> InstanceKey:
-        found = self.instance(MASTER, self.audible if tracks is None else tracks, dry)
+    def master(
+        self,
+        tracks: frozenset[str] | None,
+        dry: bool = False,
+        keys_from: frozenset[str] | None = None,
+    ) -> InstanceKey:
+        found = self.instance(MASTER, self.audible if tracks is None else tracks, dry, keys_from)
         if found is None:
             raise RenderError("the master has no instance (it is always audible)")
         return found

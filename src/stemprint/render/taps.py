@@ -89,7 +89,8 @@ class MasterOutTap(Tap):
     kind = "master_out"
 
     def _prepare(self, builder: PlanBuilder) -> int:
-        self._master = builder.master(self.spec.tracks, self.spec.dry)
+        keys_from = self.spec.tracks if self.spec.own_keys else None
+        self._master = builder.master(self.spec.tracks, self.spec.dry, keys_from)
         return builder.graph.master.latency_samples
 
     @property

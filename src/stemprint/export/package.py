@@ -367,7 +367,10 @@ def _open_writers(
 ) -> dict[str, AudioWriter]:
     region = job.region
     until = job.extent.until_silent
-    lag = until.hold_samples + job.renderer.block_size if until else 0
+    # With an until-silent tail the writers hold back what may still be cut: the hold, a block,
+    # and the spread of the taps' latencies (a tap with less latency has written further).
+    renderer = job.renderer
+    lag = until.hold_samples + renderer.block_size + renderer.total_latency_samples if until else 0
     writers: dict[str, AudioWriter] = {}
     try:
         for tap in job.renderer.taps:

@@ -310,10 +310,7 @@ def _write_package(
     try:
         length = job.renderer.run(dict(writers), progress, job.extent)
     except BaseException:
-        for writer in writers.values():
-            writer.close_quietly()
-        if live is not None:
-            live.close()
+        _abandon(writers, live)
         raise
     region = job.region
     if region is not None and region.loop:
@@ -387,12 +384,17 @@ def _open_writers(
                 monitor=live.monitor(path) if live is not None else None,
             )  # fmt: skip
     except BaseException:
-        for writer in writers.values():
-            writer.close_quietly()
-        if live is not None:
-            live.close()
+        _abandon(writers, live)
         raise
     return writers
+
+
+def _abandon(writers: dict[str, AudioWriter], live: LiveMeasurement | None) -> None:
+    """Close every writer and the live measurement after a failure (the files are removed)."""
+    for writer in writers.values():
+        writer.close_quietly()
+    if live is not None:
+        live.close()
 
 
 def _region_entry(region: Region) -> dict[str, Any]:

@@ -6,16 +6,22 @@ informational ones are reported with their residual and reason; ``sums: []`` mea
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
 from analysis_synth import synth_stems, tanh_limiter
-from test_verify_support import as_float32, cli, cli_json, manifest, peak_dbfs, write
+from test_verify_support import (
+    as_float32,
+    cli,
+    cli_json,
+    live_report_equals_read_back,
+    manifest,
+    peak_dbfs,
+    write,
+)
 
-from stemprint.analysis import verify as verify_module
 from stemprint.analysis.live import LiveFile, LiveMeasurement
 from stemprint.analysis.verify import verify_package
 
@@ -184,14 +190,7 @@ def test_live_sums_equal_reading_back(tmp_path, monkeypatch, step) -> None:
     live = LiveMeasurement(files, sums=SUMS, root=root)
     _feed(live, root, signals, step)
 
-    def no_read_back(*args, **kwargs):
-        raise AssertionError("read the package back instead of using the live measurement")
-
-    monkeypatch.setattr(verify_module, "_measure", no_read_back)
-    measured = verify_package(root, live=live).to_dict(reproducible=True)
-    monkeypatch.undo()
-    read_back = verify_package(root).to_dict(reproducible=True)
-    assert json.dumps(measured) == json.dumps(read_back)
+    measured = live_report_equals_read_back(monkeypatch, root, live)
     assert [n["name"] for n in measured["nulls"]] == ["stems", "via master", "instrumental"]
 
 

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 from analysis_synth import FS, gain_computer_limiter, tanh_limiter, write_wav
+from fault_synth import shifted
 from rich.console import Console
 
 from stemprint.analysis import (
@@ -22,19 +23,6 @@ from stemprint.analysis import (
 from stemprint.errors import AudioFileError, InputError
 
 MakePackage = Callable[..., Path]
-
-
-def shifted(x: np.ndarray, late_samples: int) -> np.ndarray:
-    """The same material ``late_samples`` later (negative: earlier), zero-filled."""
-    y = np.zeros_like(x)
-    d = late_samples
-    if d > 0:
-        y[:, d:] = x[:, :-d]
-    elif d < 0:
-        y[:, :d] = x[:, -d:]
-    else:
-        y[:] = x
-    return y
 
 
 def codes(report: VerificationReport, severity: str = "error") -> list[str]:

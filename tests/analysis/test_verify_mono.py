@@ -7,16 +7,22 @@ stem whose channels are identical (``delivery.mono_stems``).
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
 import pytest
-from test_verify_support import as_float32, cli, cli_json, manifest, noise, peak_dbfs, write
+from test_verify_support import (
+    as_float32,
+    cli,
+    cli_json,
+    live_report_equals_read_back,
+    manifest,
+    noise,
+    peak_dbfs,
+    write,
+)
 
-from stemprint.analysis import verify as verify_module
 from stemprint.analysis.live import LiveFile, LiveMeasurement
-from stemprint.analysis.verify import verify_package
 
 N = 3 * 48000
 
@@ -159,14 +165,7 @@ def test_live_measurement_of_mono_parts_equals_reading_back(tmp_path, monkeypatc
         ],
     )
 
-    def no_read_back(*args, **kwargs):
-        raise AssertionError("read the package back instead of using the live measurement")
-
-    monkeypatch.setattr(verify_module, "_measure", no_read_back)
-    measured = verify_package(root, live=live).to_dict(reproducible=True)
-    monkeypatch.undo()
-    read_back = verify_package(root).to_dict(reproducible=True)
-    assert json.dumps(measured) == json.dumps(read_back)
+    measured = live_report_equals_read_back(monkeypatch, root, live)
     assert measured["passed"] and measured["nulls"][0]["residual_peak_dbfs"] < -130
     pad = next(f for f in measured["files"] if f["label"] == "stems/Pad.wav")
     assert pad["channels"] == 1

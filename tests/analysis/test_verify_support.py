@@ -89,3 +89,20 @@ def with_bext(path: Path, time_reference_samples: int) -> Path:
     out = out[:4] + struct.pack("<I", len(out) - 8) + out[8:]
     path.write_bytes(out)
     return path
+
+
+def live_report_equals_read_back(monkeypatch: Any, root: Path, live: Any) -> dict[str, Any]:
+    """Verify ``root`` from ``live`` (failing if the package is read back), then by reading it
+    back; assert the two reports are identical and return the live one."""
+    from stemprint.analysis import verify as verify_module
+    from stemprint.analysis.verify import verify_package
+
+    def no_read_back(*args: Any, **kwargs: Any) -> None:
+        raise AssertionError("read the package back instead of using the live measurement")
+
+    monkeypatch.setattr(verify_module, "_measure", no_read_back)
+    measured = verify_package(root, live=live).to_dict(reproducible=True)
+    monkeypatch.undo()
+    read_back = verify_package(root).to_dict(reproducible=True)
+    assert json.dumps(measured) == json.dumps(read_back)
+    return measured

@@ -166,8 +166,13 @@ class InsertSpec:
         if self.type in EXTERNAL_TYPES:
             params = dict(self.params)
             path = params.pop("path")
+            preset = params.pop("preset", None)
             try:
                 plugin = pedalboard.load_plugin(str(path))
+                if preset is not None:
+                    # The .vstpreset bytes as the DAW stored them (DAWproject's plug-in State):
+                    # the plug-in's whole state, set before the named parameters below.
+                    plugin.load_preset(str(preset))  # type: ignore[attr-defined]
             except Exception as exc:  # noqa: BLE001 - native loader raises many types
                 raise InputError(
                     f"cannot load plug-in {path}: {exc}",
@@ -247,7 +252,17 @@ def validate_insert(
         path = (base_dir / str(params["path"])).expanduser()
         if not path.exists():
             raise InputError(f"plug-in not found: {path}", field=where, fix="check the path")
-        spec = InsertSpec(type_name, {**params, "path": path}, where, declared)
+        external: dict[str, Any] = {**params, "path": path}
+        if "preset" in params:
+            preset = (base_dir / str(params["preset"])).expanduser()
+            if not preset.is_file():
+                raise InputError(
+                    f"plug-in preset not found: {preset}",
+                    field=f"{where}.preset",
+                    fix="give a .vstpreset file (relative to the session file)",
+                )
+            external["preset"] = preset
+        spec = InsertSpec(type_name, external, where, declared)
         spec.build()
         return spec
     types = builtin_types()

@@ -36,7 +36,7 @@ from stemprint.graph.latency import compensate, probe_chains
 from stemprint.graph.routing import Routing
 from stemprint.graph.types import Edge, Node, RenderGraph, Stem, TapPoint
 from stemprint.model.load import LoadedSession
-from stemprint.model.session import MASTER, Bus, Insert, Track
+from stemprint.model.session import MASTER, Bus, Insert, Master, Track
 from stemprint.units import db_to_linear
 
 
@@ -119,6 +119,7 @@ def _route_nodes(
             output=bus_key(route.output),
             clips=clips,
             automation=_automation(loaded, (kind, index), route, tempo),
+            pan_law=route.pan_law,
         )
     nodes[MASTER] = Node(
         key=MASTER,
@@ -126,13 +127,20 @@ def _route_nodes(
         kind="master",
         audible=True,
         inserts=_inserts(loaded, ("master",), MASTER, session.master.inserts, allow_plugins),
-        gain_linear=db_to_linear(session.master.gain_db),
-        pan=0.0,
+        gain_linear=0.0 if session.master.mute else db_to_linear(session.master.gain_db),
+        pan=session.master.pan,
         invert_polarity=False,
         channels=2,
         output=None,
+        # A muted master is silent whatever its automation says (validated all the same).
+        automation=_automation(loaded, ("master",), session.master, tempo)
+        if not session.master.mute
+        else EMPTY_LANES,
     )
     return nodes
+
+
+EMPTY_LANES: Mapping[str, Any] = MappingProxyType({})
 
 
 def _inputs(loaded: LoadedSession, key: str) -> tuple[Edge, ...]:
@@ -144,8 +152,15 @@ def _inputs(loaded: LoadedSession, key: str) -> tuple[Edge, ...]:
             edges.append(Edge(source, "post_fader", 1.0, "output"))
         for send in route.sends:
             if bus_key(send.to) == key:
-                tap: TapPoint = "pre_fader" if send.pre_fader else "post_fader"
-                edges.append(Edge(source, tap, db_to_linear(send.level_db), "send", target=send.to))
+                tap: TapPoint = (
+                    "pre_inserts"
+                    if send.pre_inserts
+                    else "pre_fader"
+                    if send.pre_fader
+                    else "post_fader"
+                )
+                gain = db_to_linear(send.level_db)
+                edges.append(Edge(source, tap, gain, "send", target=send.to, pan=send.pan))
     return tuple(edges)
 
 
@@ -185,20 +200,27 @@ def _default_stems(loaded: LoadedSession, nodes: tuple[Node, ...]) -> tuple[Stem
 
 
 def _automation(
-    loaded: LoadedSession, loc: tuple[str | int, ...], route: Track | Bus, tempo: Any
+    loaded: LoadedSession, loc: tuple[str | int, ...], route: Track | Bus | Master, tempo: Any
 ) -> Mapping[str, Any]:
     """Resolve a strip's automation lanes to timeline samples."""
     lanes: dict[str, Any] = {}
-    sends = {s.to for s in route.sends}
+    is_master = isinstance(route, Master)
+    sends = set() if isinstance(route, Master) else {s.to for s in route.sends}
     for index, lane in enumerate(route.automation):
         where = (*loc, "automation", index)
         if lane.param in lanes:
             raise loaded.error(f"two lanes automate {lane.param!r}", where, fix="merge them")
-        if lane.param.startswith("insert."):
+        if is_master and lane.param not in ("gain_db", "pan", "mute"):
+            raise loaded.error(
+                f"the master cannot automate {lane.param!r}",
+                (*where, "param"),
+                fix="automate the master's gain_db, pan or mute",
+            )
+        if lane.param.startswith("insert.") and not isinstance(route, Master):
             _check_insert_param(loaded, where, route, lane.param)
         if lane.param.startswith("send:") and lane.param[5:] not in sends:
             raise loaded.error(
-                f"{route.name!r} has no send to {lane.param[5:]!r}",
+                f"{getattr(route, 'name', MASTER)!r} has no send to {lane.param[5:]!r}",
                 (*where, "param"),
                 fix="automate one of its sends: "
                 + (", ".join(f"send:{s}" for s in sorted(sends)) or "(it has none)"),

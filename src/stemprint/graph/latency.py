@@ -5,6 +5,7 @@ Formulas
 For each node ``n`` in topological order, with ``L(x)`` the output latency of node ``x``:
 
 - arrival ``A(n) = max(L(s) for audible inputs s; L(k) − c(n, i) for audible keys k)``, where
+  a pre-FX send's ``L(s)`` is its source's input latency ``A(s)`` (it taps before the chain), and
   ``c(n, i)`` is the latency inside ``n``'s chain at the input of the keyed insert ``i`` (a key
   must reach its insert together with the audio there);
 - every input edge is delayed by ``A(n) − L(s)`` (≥ 0), every key edge by
@@ -59,7 +60,11 @@ def compensate(nodes: list[Node], chains: dict[str, ChainLatency]) -> tuple[Node
         chain = chains.get(node.key, ChainLatency(0, {}))
         inside = chain.input_latency_samples
         arrival = max(
-            (done[e.source].latency_samples for e in node.inputs if done[e.source].audible),
+            (
+                done[e.source].source_latency_samples(e.tap)
+                for e in node.inputs
+                if done[e.source].audible
+            ),
             default=0,
         )
         for key in node.keys:
@@ -68,7 +73,9 @@ def compensate(nodes: list[Node], chains: dict[str, ChainLatency]) -> tuple[Node
                 arrival = max(arrival, done[key.source].latency_samples - offset)
         inputs = tuple(
             # An inaudible source's (silent) edge needs no delay.
-            replace(e, delay_samples=max(arrival - done[e.source].latency_samples, 0))
+            replace(
+                e, delay_samples=max(arrival - done[e.source].source_latency_samples(e.tap), 0)
+            )
             for e in node.inputs
         )
         keys = tuple(

@@ -313,7 +313,13 @@ def plan_outputs(
 
 
 def _processes(master: Node) -> bool:
-    return bool(master.inserts) or master.gain_linear != 1.0
+    """The master changes its input (inserts, gain or mute, balance, automation)."""
+    return (
+        bool(master.inserts)
+        or master.gain_linear != 1.0
+        or master.pan != 0.0
+        or bool(master.automation)
+    )
 
 
 def _multitrack(

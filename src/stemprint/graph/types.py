@@ -28,7 +28,7 @@ if TYPE_CHECKING:
     from stemprint.graph.routing import Routing
 
 NodeKind = Literal["track", "bus", "master"]
-TapPoint = Literal["pre_fader", "post_fader"]
+TapPoint = Literal["pre_inserts", "pre_fader", "post_fader"]
 EdgeKind = Literal["output", "send", "key"]
 
 EMPTY: Mapping[Any, Any] = MappingProxyType({})
@@ -43,7 +43,8 @@ class Edge:
     source
         Key of the sending node.
     tap
-        ``post_fader`` (outputs and post-fader sends) or ``pre_fader`` (pre-fader sends).
+        ``post_fader`` (outputs and post-fader sends), ``pre_fader`` (pre-fader sends: after
+        the inserts) or ``pre_inserts`` (pre-FX sends: after polarity, before the inserts).
     gain_linear
         Send level (1.0 for outputs).
     kind
@@ -55,6 +56,8 @@ class Edge:
         For a sidechain key: the index of the keyed insert in the receiving node's chain.
     target
         For a send: the receiving bus's name (for send-level automation).
+    pan
+        For a send: its balance, −1 … +1 (``dsp.strip.balance``).
     """
 
     source: str
@@ -64,6 +67,7 @@ class Edge:
     delay_samples: int = 0
     insert_index: int | None = None
     target: str = ""
+    pan: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -85,7 +89,9 @@ class Node:
     inserts
         Validated insert chain, in order.
     gain_linear, pan, invert_polarity
-        Fader, pan and polarity.
+        Fader, pan and polarity (a muted master has gain 0).
+    pan_law
+        ``auto``, ``constant_power`` or ``balance`` (``dsp.strip``).
     channels
         Input channels (tracks: 1 if every clip is mono, else 2; buses: 2).
     output
@@ -129,6 +135,11 @@ class Node:
     input_latency_samples: int = 0
     latency_samples: int = 0
     automation: Mapping[str, Any] = field(default_factory=lambda: EMPTY)
+    pan_law: str = "auto"
+
+    def source_latency_samples(self, tap: str) -> int:
+        """Latency of this node's signal at ``tap`` (a pre-FX tap is ahead of its inserts)."""
+        return self.input_latency_samples if tap == "pre_inserts" else self.latency_samples
 
     def insert_automation(self) -> dict[int, dict[str, Any]]:
         """``insert.<index>.<parameter>`` lanes, by insert index and parameter name."""

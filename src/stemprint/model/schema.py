@@ -56,6 +56,10 @@ def _insert_schemas() -> list[dict[str, Any]]:
                 "properties": {
                     "type": {"const": type_name},
                     "path": {"type": "string"},
+                    "preset": {
+                        "type": "string",
+                        "description": "A .vstpreset file loaded into the plug-in (its state).",
+                    },
                     "latency_samples": latency,
                 },
                 "required": ["type", "path"],

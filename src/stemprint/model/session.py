@@ -21,6 +21,7 @@ from stemprint.model.timebase import (
 )
 
 FadeShapeName = Literal["linear", "equal_power", "exponential"]
+PanLawName = Literal["auto", "constant_power", "balance"]
 
 MASTER = "master"
 """The reserved route name of the master bus, used in ``output`` fields."""
@@ -142,11 +143,23 @@ class Send(_Model):
     pre_fader: bool = Field(
         False, description="Tap before fader and pan (true) or after them (false, default)."
     )
+    pre_inserts: bool = Field(
+        False,
+        description="Pre-FX send: tap after the polarity switch, before the inserts, fader and "
+        "pan (REAPER's pre-FX receive). Implies pre-fader.",
+    )
+    pan: float = Field(
+        0.0,
+        ge=-1.0,
+        le=1.0,
+        description="Send pan: a balance on the send's stereo signal (p > 0 scales the left "
+        "side by cos(p·π/2), p < 0 the right side by cos(−p·π/2)).",
+    )
 
-    @field_validator("level_db", mode="after")
+    @field_validator("level_db", "pan", mode="after")
     @classmethod
-    def _level(cls, value: float) -> float:
-        return _finite(value, "level_db")
+    def _level(cls, value: float, info: Any) -> float:
+        return _finite(value, info.field_name)
 
 
 class AutomationLaneDef(_Model):
@@ -185,6 +198,12 @@ class _Strip(_Model):
     inserts: list[Insert] = Field(default_factory=list, description="Processed in order.")
     gain_db: float = Field(0.0, description="Fader gain in dB.")
     pan: float = Field(0.0, ge=-1.0, le=1.0, description="-1 (left) .. +1 (right).")
+    pan_law: PanLawName = Field(
+        "auto",
+        description="auto (default): mono sources constant-power (−3 dB centre), stereo sources "
+        "balance; constant_power: the same, pinned; balance: a 0 dB-centre balance for mono "
+        "sources too (a mono source on both sides at unity, then the stereo balance).",
+    )
     mute: bool = False
     solo: bool = Field(False, description="Solo in place: the routes it feeds stay audible.")
     invert_polarity: bool = Field(False, description="Flip the polarity before the inserts.")
@@ -220,15 +239,20 @@ class Bus(_Strip):
 
 
 class Master(_Model):
-    """The master bus: the sum of every route that outputs to it, then inserts and gain."""
+    """The master bus: the sum of every route that outputs to it, then inserts, fader, pan."""
 
     gain_db: float = Field(0.0, description="Master fader gain in dB.")
     inserts: list[Insert] = Field(default_factory=list)
+    pan: float = Field(0.0, ge=-1.0, le=1.0, description="Master balance, -1 .. +1.")
+    mute: bool = Field(False, description="Mute the master: the mix is silent, stems are not.")
+    automation: list[AutomationLaneDef] = Field(
+        default_factory=list, description="Master automation lanes: gain_db, pan, mute."
+    )
 
-    @field_validator("gain_db", mode="after")
+    @field_validator("gain_db", "pan", mode="after")
     @classmethod
-    def _gain(cls, value: float) -> float:
-        return _finite(value, "gain_db")
+    def _gain(cls, value: float, info: Any) -> float:
+        return _finite(value, info.field_name)
 
 
 TapPointName = Literal["post_fader", "pre_fader", "dry", "via_master"]

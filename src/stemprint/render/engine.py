@@ -267,6 +267,8 @@ class Renderer:
                 shipped.append(("source", source_key(key), self.graph.by_key[key].channels))
         for key in share:
             for instance in by_track[key]:
+                if ("input", instance.key) in needed:
+                    shipped.append(("input", instance.key, instance.node.channels))
                 if ("pre", instance.key) in needed:
                     shipped.append(("pre", instance.key, runner.output_channels(instance)))
                 if ("post", instance.key) in needed:

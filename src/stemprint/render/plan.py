@@ -32,8 +32,8 @@ InstanceKey = tuple[str, frozenset[str], bool, frozenset[str] | None]
 keys from the full session (``None``) or from a set of tracks."""
 
 SignalKind = str
-"""``source`` (a track's clips), ``input`` (the master's input sum), ``pre`` (after inserts),
-``post`` (after fader and pan)."""
+"""``source`` (a track's clips), ``input`` (after polarity, before the inserts: the master's input
+sum, or a pre-FX send's source), ``pre`` (after inserts), ``post`` (after fader and pan)."""
 
 SignalRef = tuple[SignalKind, InstanceKey]
 
@@ -172,8 +172,13 @@ class RenderPlan:
         for instance in self.instances.values():
             for edge, source in (*instance.inputs, *instance.keys):
                 if source is not None:
-                    needed.add(("post" if edge.tap == "post_fader" else "pre", source))
+                    needed.add((signal_kind(edge.tap), source))
         return needed
+
+
+def signal_kind(tap: str) -> str:
+    """The block-state signal an edge's tap reads: ``post``, ``pre`` or ``input``."""
+    return {"post_fader": "post", "pre_fader": "pre", "pre_inserts": "input"}[tap]
 
 
 def _levels(

@@ -10,8 +10,10 @@ Invariants
   order, in float64; polarity, inserts, then fader and pan. The output does not depend on the
   block size, the thread count or the scheduling order.
 - Strip math: ``pre = chain(±input)`` (a dry instance delays by the chain's latency instead);
-  ``post = fader_pan(pre)`` with the contract's pan laws (``dsp.strip``); the master's ``post``
-  is ``pre`` on two channels times its gain.
+  ``post = fader_pan(pre)`` with the route's pan law (``dsp.strip``); the master's ``post``
+  is ``pre`` on two channels times its gain, then its balance (with its automation).
+- A pre-FX send reads ``±input`` (after polarity, before the inserts); a send's pan is a
+  balance on its stereo signal, after the send level.
 - Automation is read on the session timeline: a signal ``L`` samples late at block start ``s``
   is at timeline sample ``s − L``.
 - An edge with a compensation delay has state (its delay line): it is computed once per block,
@@ -30,10 +32,10 @@ import numpy as np
 from stemprint.dsp.automation import gain_db_lane_to_linear, mute_ramp, mute_ramp_samples
 from stemprint.dsp.chain import InsertChain
 from stemprint.dsp.delay import DelayLine
-from stemprint.dsp.strip import fader_pan, fader_pan_automated, to_stereo
+from stemprint.dsp.strip import balance, fader_pan, fader_pan_automated, to_stereo
 from stemprint.errors import RenderError
 from stemprint.graph.types import Edge, Node, RenderExtent
-from stemprint.render.plan import Instance, InstanceKey, RenderPlan, source_key
+from stemprint.render.plan import Instance, InstanceKey, RenderPlan, signal_kind, source_key
 from stemprint.render.sources import ClipReader
 
 
@@ -96,6 +98,8 @@ class BlockRunner:
         self._edges: dict[tuple[int, InstanceKey], _DelayedEdge] = {}
         self._edges_lock = threading.Lock()
         self._tap_delays: dict[tuple[str, str], DelayLine] = {}
+        # Only instances tapped before their inserts (pre-FX sends) keep their input per block.
+        self._keep_input = {key for kind, key in plan.consumed() if kind == "input"}
 
     def _strip(self, instance: Instance) -> _Strip:
         node = instance.node
@@ -166,8 +170,6 @@ class BlockRunner:
             x = np.zeros((2, self.block_size))
             for edge, source in instance.inputs:
                 np.add(x, self.edge_signal(edge, source, state, block), out=x)
-        if node.kind == "master":  # only the master's input sum is ever tapped
-            state.input[instance.key] = x
         self._process(instance, strip, x, state, block)
 
     def _process(
@@ -177,6 +179,8 @@ class BlockRunner:
         start = self.start_of(block)
         if node.invert_polarity:
             x = -x
+        if node.kind == "master" or instance.key in self._keep_input:
+            state.input[instance.key] = x  # the premaster, or a pre-FX send's source
         if strip.chain is not None:
             x = strip.chain.process(x, self._keys(instance, state, block, x.shape[1]))
             check_finite(x, node, start - strip.chain.latency_samples, "its inserts")
@@ -184,12 +188,20 @@ class BlockRunner:
             x = strip.bypass.process(x)
         state.pre[instance.key] = x
         if node.kind == "master":
-            out = to_stereo(x) * node.gain_linear if node.gain_linear != 1.0 else to_stereo(x)
+            out = self._master_strip(node, to_stereo(x), start)
         elif node.automation:
             out = self._automated_strip(node, x, start)
         else:
-            out = fader_pan(x, node.gain_linear, node.pan)
+            out = fader_pan(x, node.gain_linear, node.pan, node.pan_law)
         state.post[instance.key] = out
+
+    def _master_strip(self, node: Node, x: np.ndarray, start: int) -> np.ndarray:
+        """The master's gain (a muted master has gain 0) and balance, with automation."""
+        if node.automation:
+            return self._automated_strip(node, x, start)
+        if node.pan != 0.0:
+            return fader_pan(x, node.gain_linear, node.pan)
+        return x * node.gain_linear if node.gain_linear != 1.0 else x
 
     def _keys(
         self, instance: Instance, state: BlockState, block: int, n: int
@@ -218,7 +230,7 @@ class BlockRunner:
         if "mute" in lanes:
             gain = gain * mute_ramp(lanes["mute"], timeline, n, self._mute_ramp_samples)
         pan = lanes["pan"].values(timeline, n) if "pan" in lanes else node.pan
-        return fader_pan_automated(x, gain, pan)
+        return fader_pan_automated(x, gain, pan, node.pan_law)
 
     # -- edges and taps ------------------------------------------------------------------------
 
@@ -248,16 +260,26 @@ class BlockRunner:
     def _gained(
         self, edge: Edge, source: InstanceKey, state: BlockState, block: int
     ) -> np.ndarray:
-        """An edge's tapped signal times its gain (send level, automation, pre-fader mute)."""
-        signal = state.post[source] if edge.tap == "post_fader" else to_stereo(state.pre[source])
+        """An edge's tapped signal times its gain (send level, automation, pre-fader mute), then
+        the send's pan."""
+        signal = self._gained_unpanned(edge, source, state, block)
+        return balance(signal, edge.pan) if edge.pan != 0.0 else signal
+
+    def _gained_unpanned(
+        self, edge: Edge, source: InstanceKey, state: BlockState, block: int
+    ) -> np.ndarray:
+        if edge.tap == "post_fader":
+            signal = state.post[source]
+        else:
+            signal = to_stereo(state.signals(signal_kind(edge.tap))[source])
         source_node = self.graph.by_key[edge.source]
         lanes = source_node.automation
         send_lane = lanes.get(f"send:{edge.target}") if edge.kind == "send" else None
-        muted_pre = edge.tap == "pre_fader" and "mute" in lanes
+        muted_pre = edge.tap != "post_fader" and "mute" in lanes
         if send_lane is None and not muted_pre:
             return signal * edge.gain_linear if edge.gain_linear != 1.0 else signal
         # Automated send level, or a mute that must also silence a pre-fader send.
-        timeline = self.start_of(block) - source_node.latency_samples
+        timeline = self.start_of(block) - source_node.source_latency_samples(edge.tap)
         n = signal.shape[1]
         gain: float | np.ndarray = edge.gain_linear
         if send_lane is not None:

@@ -32,7 +32,7 @@ import numpy as np
 
 from stemprint.dsp.strip import to_stereo
 from stemprint.graph.outputs import OutputSpec
-from stemprint.render.plan import InstanceKey, PlanBuilder, SignalRef, source_key
+from stemprint.render.plan import InstanceKey, PlanBuilder, SignalRef, signal_kind, source_key
 
 if TYPE_CHECKING:
     from stemprint.render.runner import BlockRunner, BlockState
@@ -134,7 +134,7 @@ class ContributionTap(Tap):
         return "stem" if self.spec.sums_to_premaster else f"stem_{self.spec.tap_point}"
 
     def consumed(self) -> set[SignalRef]:
-        return {("post" if e.tap == "post_fader" else "pre", s) for e, s in self._edges}
+        return {(signal_kind(e.tap), s) for e, s in self._edges}
 
     def signal(self, runner: BlockRunner, state: BlockState, index: int) -> np.ndarray:
         total = np.zeros((2, runner.block_size))

@@ -12,6 +12,9 @@ package (stems null against the mix, levels measured against delivery profiles):
     report = stemprint.verify_package("song/package", profile="stem-mastering")
     print(report.passed, [f.message for f in report.errors])
 
+    imported, findings = stemprint.import_project("song.rpp")  # or a .dawproject
+    loaded = stemprint.LoadedSession.from_session(imported, "song.rpp")
+
 Every error stemprint raises on purpose is a :class:`StemprintError`; its ``exit_code`` is the
 command line's (1 a failed check, 2 bad input, 3 internal). Nothing here prints: warnings are
 returned (``RenderGraph.warnings``, ``PackageResult.warnings``), and no process-wide setting is
@@ -25,6 +28,7 @@ from stemprint.analysis.report import VerificationReport
 from stemprint.errors import (
     AudioFileError,
     InputError,
+    ProjectError,
     RenderError,
     SessionError,
     StemprintError,
@@ -33,13 +37,17 @@ from stemprint.errors import (
 from stemprint.export.package import PackageResult, RenderOptions, render_package, render_regions
 from stemprint.graph.compile import compile_session
 from stemprint.graph.types import RenderExtent, RenderGraph
+from stemprint.importers import import_project
+from stemprint.importers.report import ImportReport
 from stemprint.model.load import LoadedSession, load_session
 
 __all__ = [
     "AudioFileError",
+    "ImportReport",
     "InputError",
     "LoadedSession",
     "PackageResult",
+    "ProjectError",
     "RenderError",
     "RenderExtent",
     "RenderGraph",
@@ -50,6 +58,7 @@ __all__ = [
     "VerificationReport",
     "__version__",
     "compile_session",
+    "import_project",
     "load_session",
     "render_package",
     "render_regions",

@@ -77,6 +77,11 @@ class AudioFileError(InputError):
     """An audio file is missing, unreadable, corrupt, or does not fit the clip that uses it."""
 
 
+class ProjectError(InputError):
+    """A DAW project (DAWproject, REAPER ``.rpp``) is unreadable, corrupt, hostile, or its
+    import changes the audio under ``--strict``."""
+
+
 class RenderError(StemprintError):
     """The render could not finish (a NaN or Inf from a route, an output that cannot be written)."""
 

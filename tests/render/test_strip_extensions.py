@@ -173,3 +173,21 @@ def test_missing_vst3_preset_is_named(tmp_path):
     result = runner.invoke(app, ["validate", str(path), "--allow-plugins"])
     assert result.exit_code == 2
     assert "nope.vstpreset" in result.output and "preset" in result.output
+
+
+def test_a_route_without_main_output_feeds_only_its_sends(tmp_path):
+    """`output: null` (REAPER's unchecked parent send): the track reaches the mix only through
+    its send, and the default stems (the return) still sum to the mix."""
+    x = _noise(tmp_path, channels=2)
+    track = {"name": "A", "clips": [{"file": "a.wav"}], "output": None, "gain_db": -6.0,
+             "sends": [{"to": "Verb", "level_db": -3.0}]}
+    path = write_session(tmp_path, {"tracks": [track], "buses": [{"name": "Verb"}]})
+    out = tmp_path / "out"
+    result = runner.invoke(app, ["render", str(path), "-o", str(out), "--bit-depth", "32f"])
+    assert result.exit_code == 0, result.output
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert [f["name"] for f in manifest["files"] if f["role"] == "stem"] == ["Verb"]
+    mix = sf.read(str(out / "mix.wav"), always_2d=True)[0].T
+    expected = x * 10 ** (-9 / 20)
+    np.testing.assert_allclose(mix[:, :N], expected.astype(np.float32), atol=1e-7)
+    assert manifest["verification"]["passed"]

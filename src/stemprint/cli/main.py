@@ -15,11 +15,13 @@ The commands import what they use inside them; ``import stemprint`` itself loads
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 import functools
 import sys
 import time
 import traceback
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
@@ -130,6 +132,52 @@ def _print_warnings(warnings: Sequence[str], quiet: bool) -> None:
             _stderr(f"warning: {warning}", style="yellow")
 
 
+@contextlib.contextmanager
+def _opened(
+    session: Path,
+    media_root: Path | None = None,
+    plugin_map: Path | None = None,
+    strict: bool = False,
+    quiet: bool = False,
+) -> Iterator[Any]:
+    """``(loaded, import report or None)``: a session file, or a DAW project imported for this
+    command (its summary on stderr)."""
+    from stemprint.importers import is_project
+
+    if not is_project(session):
+        from stemprint.model.load import load_session
+
+        yield load_session(session), None
+        return
+    from stemprint.importers import load_plugin_map, open_project
+
+    plugins = load_plugin_map(plugin_map)
+    with open_project(
+        session, media_root=media_root, plugin_map=plugins, strict=strict
+    ) as (loaded, report):
+        if not quiet:
+            for line in report.summary_lines():
+                _stderr(f"import: {line}")
+        yield loaded, report
+
+
+SESSION_HELP = "Session file (YAML), or a DAW project (.dawproject, REAPER .rpp) to import."
+MediaRootOption = Annotated[
+    Path | None,
+    typer.Option("--media-root", help="Import: search this folder by file name for media."),
+]
+PluginMapOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--plugin-map", help="Import: YAML of plug-in ID or name → .vst3 file to host it with."
+    ),
+]
+StrictOption = Annotated[
+    bool,
+    typer.Option("--strict", help="Import: fail when anything changes the audio (exit 2)."),
+]
+
+
 def _render_with_progress(
     loaded: Any, out: Path, options: Any, quiet: bool
 ) -> tuple[Any, float, float]:
@@ -215,7 +263,7 @@ def _summary(result: Any, seconds: float, rtf: float) -> None:
 @app.command()
 @handled
 def render(
-    session: Annotated[Path, typer.Argument(help="Session file (YAML).")],
+    session: Annotated[Path, typer.Argument(help=SESSION_HELP)],
     output: Annotated[Path, typer.Option("-o", "--output", help="Package folder to write.")],
     bit_depth: Annotated[
         BitDepthChoice | None,
@@ -282,12 +330,13 @@ def render(
         ),
     ] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Only errors.")] = False,
+    media_root: MediaRootOption = None,
+    plugin_map: PluginMapOption = None,
+    strict: StrictOption = False,
 ) -> None:
     """Render the mix and every stem of SESSION in one pass into the folder OUTPUT."""
     from stemprint.export.package import RenderOptions
-    from stemprint.model.load import load_session
 
-    loaded = load_session(session)
     options = RenderOptions(
         bit_depth=bit_depth.value if bit_depth else None,
         preset=preset.value if preset else None,
@@ -303,6 +352,13 @@ def render(
         allow_plugins=allow_plugins,
         premaster=premaster.value,
     )
+    with _opened(session, media_root, plugin_map, strict, quiet) as (loaded, report):
+        if report is not None:
+            options = dataclasses.replace(options, import_report=report.to_dict())
+        _render_loaded(loaded, output, options, all_regions, quiet)
+
+
+def _render_loaded(loaded: Any, output: Path, options: Any, all_regions: bool, quiet: bool) -> None:
     if all_regions:
         from stemprint.export.package import render_regions
         from stemprint.render.allocator import tune_allocator
@@ -389,7 +445,7 @@ def verify(
 @app.command()
 @handled
 def validate(
-    session: Annotated[Path, typer.Argument(help="Session file (YAML).")],
+    session: Annotated[Path, typer.Argument(help=SESSION_HELP)],
     allow_plugins: Annotated[bool, typer.Option("--allow-plugins")] = False,
     measure_latency: Annotated[
         bool,
@@ -400,12 +456,20 @@ def validate(
         ),
     ] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q")] = False,
+    media_root: MediaRootOption = None,
+    plugin_map: PluginMapOption = None,
+    strict: StrictOption = False,
 ) -> None:
     """Check SESSION (fields, routing, audio files, inserts) without rendering."""
-    from stemprint.graph.compile import compile_session
-    from stemprint.model.load import load_session
+    with _opened(session, media_root, plugin_map, strict, quiet) as (loaded, _report):
+        _validate_loaded(session, loaded, allow_plugins, measure_latency, quiet)
 
-    loaded = load_session(session)
+
+def _validate_loaded(
+    session: Path, loaded: Any, allow_plugins: bool, measure_latency: bool, quiet: bool
+) -> None:
+    from stemprint.graph.compile import compile_session
+
     graph = compile_session(loaded, allow_plugins=allow_plugins)
     _print_warnings(graph.warnings, quiet)
     if measure_latency:
@@ -423,6 +487,58 @@ def validate(
             f"{len(loaded.session.buses)} buses, {len(graph.stems)} stems "
             f"({', '.join(s.name for s in graph.stems)}), "
             f"{graph.length_samples} samples ({graph.length_samples / rate:.3f} s at {rate} Hz)"
+        )
+
+
+@app.command("import")
+@handled
+def import_(
+    project: Annotated[Path, typer.Argument(help="A .dawproject or REAPER .rpp project.")],
+    output: Annotated[
+        Path, typer.Option("-o", "--output", help="Session file (YAML) to write.")
+    ],
+    report: Annotated[
+        Path | None, typer.Option("--report", help="Also write the import report (JSON).")
+    ] = None,
+    media_root: MediaRootOption = None,
+    plugin_map: PluginMapOption = None,
+    strict: StrictOption = False,
+    force: Annotated[
+        bool, typer.Option("--force", help="Replace a session an earlier import wrote.")
+    ] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q")] = False,
+) -> None:
+    """Import a DAW project as a stemprint session, with a report of what could not come across.
+
+    Media embedded in a DAWproject are extracted beside the session, into SESSION.media/.
+    """
+    from stemprint.importers import check_strict, load_plugin_map, read_project, validate_imported
+    from stemprint.importers.session_file import check_targets, publish, staging, write_report
+
+    check_targets(output, force)
+    plugins = load_plugin_map(plugin_map)
+    with staging(output) as staged:
+        data, found = read_project(
+            project, extract_dir=staged, media_root=media_root, plugin_map=plugins
+        )
+        validate_imported(data, project)
+        if strict:
+            if report is not None:
+                write_report(found, report)
+            check_strict(found)
+        written = publish(data, found, output, staged, report)
+    if not quiet:
+        for line in found.summary_lines():
+            _stderr(f"import: {line}")
+        changed = len(found.changes_audio())
+        typer.echo(
+            f"imported {project} → {written}"
+            + (
+                f" ({changed} finding{'s' if changed != 1 else ''} change"
+                f"{'' if changed != 1 else 's'} the audio; see --report)"
+                if changed
+                else ""
+            )
         )
 
 

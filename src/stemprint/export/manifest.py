@@ -185,17 +185,31 @@ def strip_description(loaded: LoadedSession, node: Node) -> dict[str, Any]:
         "inserts": [spec.describe() for spec in node.inserts],
     }
     if node.kind == "master":
-        info["gain_db"] = session.master.gain_db
+        master = session.master
+        info.update(gain_db=master.gain_db, pan=master.pan, mute=master.mute,
+                    automated=sorted(node.automation))  # fmt: skip
         return info
     strips = session.tracks if node.kind == "track" else session.buses
     strip = next(r for r in strips if r.name == node.name)
     info.update(
         gain_db=strip.gain_db,
         pan=strip.pan,
+        pan_law=strip.pan_law,
         invert_polarity=strip.invert_polarity,
         output=strip.output,
-        sends=[{"to": s.to, "level_db": s.level_db, "pre_fader": s.pre_fader} for s in strip.sends],
+        sends=[_send_entry(s) for s in strip.sends],
         audible=node.audible,
         latency_samples=node.chain_latency_samples - node.chain_buffering_samples,
     )
     return info
+
+
+def _send_entry(send: Any) -> dict[str, Any]:
+    """A send as the manifest lists it: level, tap and pan."""
+    return {
+        "to": send.to,
+        "level_db": send.level_db,
+        "pre_fader": send.pre_fader or send.pre_inserts,
+        "pre_inserts": send.pre_inserts,
+        "pan": send.pan,
+    }

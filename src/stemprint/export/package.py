@@ -95,6 +95,10 @@ class RenderOptions:
         master has inserts or gain; ``always``; ``never``.
     rf64_threshold_bytes
         Write RF64 instead of WAV above this data size.
+    import_report
+        The import report (``ImportReport.to_dict()``) of the DAW project the session was
+        imported from: written as ``import-report.json``, summarized in the manifest's
+        ``import`` and the README.
     """
 
     bit_depth: BitDepth | None = None
@@ -111,6 +115,7 @@ class RenderOptions:
     allow_plugins: bool = False
     premaster: str = "auto"
     rf64_threshold_bytes: int = RF64_THRESHOLD_BYTES
+    import_report: dict[str, Any] | None = None
 
 
 @dataclass
@@ -243,7 +248,7 @@ def session_inputs(loaded: LoadedSession) -> Iterator[Path]:
     strips: list[Any] = [*session.tracks, *session.buses, session.master]
     for route in strips:
         for insert in route.inserts:
-            for key in ("impulse_response_filename", "path"):
+            for key in ("impulse_response_filename", "path", "preset"):
                 if isinstance(insert.params.get(key), str):
                     yield base / insert.params[key]
 
@@ -325,6 +330,9 @@ def _write_package(
     )  # fmt: skip
     if region is not None:
         manifest["region"] = _region_entry(region)
+    if job.options.import_report is not None:
+        manifest["import"] = _import_entry(job.options.import_report)
+        _write_json(tmp / IMPORT_REPORT_NAME, job.options.import_report)
     _write_json(tmp / "manifest.json", manifest)
     (tmp / "README.md").write_text(package_readme(job.loaded, manifest), "utf-8")
     report = None
@@ -406,6 +414,21 @@ def _region_entry(region: Region) -> dict[str, Any]:
         "fade_out_samples": region.fade_out[1] if region.fade_out else 0,
         "preroll_samples": region.extent().preroll_samples,
     }
+
+
+IMPORT_REPORT_NAME = "import-report.json"
+
+
+def _import_entry(report: dict[str, Any]) -> dict[str, Any]:
+    """The manifest's summary of the import report the package came from."""
+    keys = ("project", "format", "application", "changes_audio", "codes")
+    entry = {key: report.get(key) for key in keys}
+    entry["project"] = Path(str(entry["project"])).name
+    entry["path"] = IMPORT_REPORT_NAME
+    entry["changed"] = [
+        f"{f['code']}: {f['where']}" for f in report.get("findings", []) if f["effect"] != "none"
+    ]
+    return entry
 
 
 def _write_json(path: Path, data: dict[str, Any]) -> None:

@@ -25,12 +25,22 @@ _ROLE_TEXT = {
 }
 
 
+def _send_tap(send: dict[str, Any]) -> str:
+    if send.get("pre_inserts"):
+        return "pre-FX"
+    return "pre" if send["pre_fader"] else "post"
+
+
 def _strip_line(strip: dict[str, Any]) -> str:
     chain = " → ".join(strip["inserts"]) or "no inserts"
     if strip["kind"] == "master":
-        return f"- master: {chain}; gain {strip['gain_db']:+g} dB"
+        extra = (f"; balance {strip['pan']:+.2f}" if strip.get("pan") else "") + (
+            "; muted" if strip.get("mute") else ""
+        )
+        return f"- master: {chain}; gain {strip['gain_db']:+g} dB{extra}"
     sends = ", ".join(
-        f"{s['to']} {s['level_db']:+g} dB {'pre' if s['pre_fader'] else 'post'}"
+        f"{s['to']} {s['level_db']:+g} dB {_send_tap(s)}"
+        + (f" pan {s['pan']:+.2f}" if s.get("pan") else "")
         for s in strip.get("sends", [])
     )
     return (
@@ -112,9 +122,33 @@ def package_readme(loaded: LoadedSession, manifest: dict[str, Any]) -> str:
         lines.append("")
     if manifest["warnings"]:
         lines += ["## Warnings", ""] + [f"- {w}" for w in manifest["warnings"]] + [""]
+    lines += _import_lines(manifest.get("import"))
     lines += [
         "`manifest.json` lists every file with its role, contents, tap point, processing, peak, "
         "overs and SHA-256; `verification.json` (when present) is `stemprint verify`'s report.",
         "",
     ]
     return "\n".join(lines)
+
+
+def _import_lines(entry: dict[str, Any] | None) -> list[str]:
+    """What the DAW import could not carry across (``import-report.json`` has every finding)."""
+    if not entry:
+        return []
+    source = entry.get("application") or "a DAW"
+    lines = [
+        "## Imported from a DAW project",
+        "",
+        f"The session was imported from `{entry['project']}` ({entry['format']}, {source}).",
+    ]
+    changed = entry.get("changed") or []
+    if changed:
+        lines += [
+            f"{len(changed)} findings change the audio against what the DAW plays "
+            f"(`{entry['path']}` says how):",
+            "",
+            *[f"- {item}" for item in changed],
+        ]
+    else:
+        lines.append("Nothing in the import changes the audio against what the DAW plays.")
+    return [*lines, ""]

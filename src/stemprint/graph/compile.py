@@ -116,7 +116,7 @@ def _route_nodes(
             pan=route.pan,
             invert_polarity=route.invert_polarity,
             channels=channels,
-            output=bus_key(route.output),
+            output=bus_key(route.output) if route.output is not None else None,
             clips=clips,
             automation=_automation(loaded, (kind, index), route, tempo),
             pan_law=route.pan_law,
@@ -148,7 +148,7 @@ def _inputs(loaded: LoadedSession, key: str) -> tuple[Edge, ...]:
     edges: list[Edge] = []
     for kind, _index, route in _strips(loaded):
         source = route_key(kind, route.name)
-        if bus_key(route.output) == key:
+        if route.output is not None and bus_key(route.output) == key:
             edges.append(Edge(source, "post_fader", 1.0, "output"))
         for send in route.sends:
             if bus_key(send.to) == key:
@@ -159,7 +159,7 @@ def _inputs(loaded: LoadedSession, key: str) -> tuple[Edge, ...]:
                     if send.pre_fader
                     else "post_fader"
                 )
-                gain = db_to_linear(send.level_db)
+                gain = db_to_linear(send.level_db) * (-1.0 if send.invert_polarity else 1.0)
                 edges.append(Edge(source, tap, gain, "send", target=send.to, pan=send.pan))
     return tuple(edges)
 
@@ -184,7 +184,7 @@ def _default_stems(loaded: LoadedSession, nodes: tuple[Node, ...]) -> tuple[Stem
     names: dict[str, str] = {}
     for kind, _index, route in _strips(loaded):
         key = route_key(kind, route.name)
-        if bus_key(route.output) != MASTER:
+        if route.output is None or bus_key(route.output) != MASTER:
             continue
         if route.name in names:
             raise SessionError(

@@ -46,7 +46,7 @@ class Edge:
         ``post_fader`` (outputs and post-fader sends), ``pre_fader`` (pre-fader sends: after
         the inserts) or ``pre_inserts`` (pre-FX sends: after polarity, before the inserts).
     gain_linear
-        Send level (1.0 for outputs).
+        Send level (1.0 for outputs; negative for a send that inverts the polarity).
     kind
         ``output``, ``send``, or ``key`` (a sidechain key: an ordering edge whose audio goes to
         one insert's detector, not into the sum).
@@ -95,7 +95,8 @@ class Node:
     channels
         Input channels (tracks: 1 if every clip is mono, else 2; buses: 2).
     output
-        Key of the node this one outputs to (``None`` for the master).
+        Key of the node this one outputs to (``None`` for the master, and for a route that
+        feeds only its sends).
     inputs
         Edges summed at this node's input.
     keys

@@ -38,6 +38,17 @@ class LoadedSession:
     path: Path
     lines: dict[Location, int]
 
+    @classmethod
+    def from_session(cls, session: Session, path: str | Path) -> LoadedSession:
+        """A session built in code or imported (``import_project``), checked as a file is.
+
+        ``path`` stands for the session file in messages; relative clip paths start in its
+        folder.
+        """
+        loaded = cls(session=session, path=Path(path), lines={})
+        check_references(loaded)
+        return loaded
+
     @property
     def base_dir(self) -> Path:
         """The folder that clip paths are relative to."""
@@ -226,7 +237,7 @@ def check_references(loaded: LoadedSession) -> None:
     buses = [b.name for b in session.buses]
     for kind, routes in (("tracks", session.tracks), ("buses", session.buses)):
         for index, route in enumerate(routes):
-            if route.output != MASTER and route.output not in buses:
+            if route.output is not None and route.output != MASTER and route.output not in buses:
                 raise loaded.error(
                     f"{route.name!r} outputs to unknown bus {route.output!r}",
                     (kind, index, "output"),

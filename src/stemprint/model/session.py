@@ -148,6 +148,7 @@ class Send(_Model):
         description="Pre-FX send: tap after the polarity switch, before the inserts, fader and "
         "pan (REAPER's pre-FX receive). Implies pre-fader.",
     )
+    invert_polarity: bool = Field(False, description="Flip the send's polarity.")
     pan: float = Field(
         0.0,
         ge=-1.0,
@@ -208,7 +209,11 @@ class _Strip(_Model):
     solo: bool = Field(False, description="Solo in place: the routes it feeds stay audible.")
     invert_polarity: bool = Field(False, description="Flip the polarity before the inserts.")
     sends: list[Send] = Field(default_factory=list)
-    output: str = Field(MASTER, description='A bus name, or "master" (the default).')
+    output: str | None = Field(
+        MASTER,
+        description='A bus name, or "master" (the default); null: no main output, the route '
+        "feeds only its sends (REAPER's unchecked master/parent send).",
+    )
     automation: list[AutomationLaneDef] = Field(
         default_factory=list, description="Automation lanes (fader, pan, mute, send levels)."
     )

@@ -282,8 +282,10 @@ class BlockRunner:
         timeline = self.start_of(block) - source_node.source_latency_samples(edge.tap)
         n = signal.shape[1]
         gain: float | np.ndarray = edge.gain_linear
-        if send_lane is not None:
-            gain = gain_db_lane_to_linear(send_lane.values(timeline, n))
+        if send_lane is not None:  # the level follows the lane; the polarity stays
+            gain = math.copysign(1.0, edge.gain_linear) * gain_db_lane_to_linear(
+                send_lane.values(timeline, n)
+            )
         if muted_pre:
             gain = gain * mute_ramp(lanes["mute"], timeline, n, self._mute_ramp_samples)
         return signal * gain

@@ -25,6 +25,7 @@ changed (the command line tunes the allocator for long renders; a library user m
 from stemprint._version import __version__
 from stemprint.analysis import repair_package, verify_package
 from stemprint.analysis.report import VerificationReport
+from stemprint.batch import render_many
 from stemprint.errors import (
     AudioFileError,
     InputError,
@@ -60,6 +61,7 @@ __all__ = [
     "compile_session",
     "import_project",
     "load_session",
+    "render_many",
     "render_package",
     "render_regions",
     "repair_package",

@@ -184,13 +184,19 @@ def write_demo_session(folder: str | Path, seed: int = 2026) -> Path:
     Path
         The session file, ``folder/session.yaml``.
     """
+    return write_synthesized(folder, synthesize(np.random.default_rng(seed)), DEMO_SESSION)
+
+
+def write_synthesized(folder: str | Path, sources: dict[str, np.ndarray], session: str) -> Path:
+    """Write ``sources`` as ``folder/audio/<name>.wav`` (24-bit) and ``session`` as
+    ``folder/session.yaml``; return the session file."""
     import soundfile as sf
 
     folder = Path(folder)
     audio = folder / "audio"
     audio.mkdir(parents=True, exist_ok=True)
-    for name, signal in synthesize(np.random.default_rng(seed)).items():
+    for name, signal in sources.items():
         sf.write(str(audio / f"{name}.wav"), signal.T, SAMPLE_RATE, subtype="PCM_24")
-    session = folder / "session.yaml"
-    session.write_text(DEMO_SESSION, encoding="utf-8")
-    return session
+    path = folder / "session.yaml"
+    path.write_text(session, encoding="utf-8")
+    return path

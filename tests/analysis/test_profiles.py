@@ -33,6 +33,9 @@ def test_profiles_are_listed() -> None:
         "streaming",
         "atmos-music",
         "broadcast-dme",
+        "atsc-a85",
+        "netflix-pm",
+        "netflix-me",
     }
     assert get_profile("ebu-r128").mix_target_lufs == -23.0
     with pytest.raises(InputError):

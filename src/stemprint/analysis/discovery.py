@@ -63,6 +63,9 @@ MANIFEST_VERSION = 1
 
 RelationSource = Literal["manifest", "roles"]
 
+DERIVED_ROLES = frozenset({"ni_stem", "preview", "handoff"})
+"""Manifest roles of files made from the package's audio (NI Stems, previews, DAW sessions)."""
+
 
 @dataclass(frozen=True)
 class PackageFile:
@@ -437,6 +440,8 @@ def _manifest_files(root: Path, data: dict[str, Any], file: str) -> list[Package
             )
         seen[path] = i
         role = str(entry.get("role", "stem"))
+        if role in DERIVED_ROLES:
+            continue  # encoded copies and DAW sessions made from the audio: not summed
         name = str(entry.get("name") or Path(rel).stem)
         out.append(PackageFile(path, role, name, _label(path, root)))
     return out

@@ -22,6 +22,12 @@ Invariants
   stayed identical) is also metered as channel 0 alone: :meth:`LiveMeasurement.file_levels`
   returns the levels for the channel count found on disk. Its part in a sum does not depend on
   it (identical channels add the same values as the mono file spread to both).
+* Fold-down (``fold_down=True``): every 5.1/7.1 file is also metered as its stereo fold-down
+  ``matrix(layout, "stereo") @ block`` (ITU-R BS.775-3), block for block as
+  :func:`~stemprint.analysis.verify.verify_package` does reading back.
+* Every meter keeps its BS.1770-4 gating-block energies (:meth:`LiveMeasurement.gating_blocks`),
+  all from sample 0: the dialogue-gated (approximation) loudness is computed from them exactly
+  as when reading back.
 """
 
 from __future__ import annotations
@@ -35,7 +41,7 @@ from typing import Any
 import numpy as np
 
 from .audio import BLOCK_FRAMES
-from .meters import FileLevels, LevelMeter
+from .meters import FileLevels, LevelMeter, fold_down_matrix
 from .nulltest import NullAccumulator
 
 QUEUE_BLOCKS = 4
@@ -112,6 +118,8 @@ class LiveMeasurement:
     root
         The package directory the ``sums`` paths are relative to (``None``: the working
         directory, or absolute paths).
+    fold_down
+        Also meter the stereo fold-down of every 5.1/7.1 file.
 
     Raises
     ------
@@ -126,6 +134,7 @@ class LiveMeasurement:
         *,
         sums: list[dict[str, Any]] | None = None,
         root: Path | None = None,
+        fold_down: bool = False,
     ) -> None:
         self.files = {str(f.path.resolve()): f for f in files}
         self.block_frames = block_frames
@@ -137,6 +146,13 @@ class LiveMeasurement:
             key: LevelMeter(f.sample_rate, 1, f.full_scale_positive)
             for key, f in self.files.items()
             if f.mono_if_identical and f.channels == 2
+        }
+        self.fold_down = fold_down
+        #: Fold-down matrix and stereo meter of each 5.1/7.1 file (``fold_down=True`` only).
+        self.fold_meters = {
+            key: (fold_matrix, LevelMeter(f.sample_rate, 2, 1.0))
+            for key, f in self.files.items()
+            if fold_down and (fold_matrix := fold_down_matrix(f.channels)) is not None
         }
         self.stems = [key for key, f in self.files.items() if f.role == "stem"]
         self.references = [key for key, f in self.files.items() if f.role == "premaster"] + [
@@ -152,7 +168,7 @@ class LiveMeasurement:
         self._pending: dict[str, list[np.ndarray]] = {key: [] for key in self.files}
         self._buffered = dict.fromkeys(self.files, 0)
         self._finished = False
-        self._results: dict[tuple[bool, str], FileLevels] = {}
+        self._results: dict[tuple[str, str], FileLevels] = {}
         # Metering runs on its own thread, off the render's critical path (the writers run in
         # the render's sequential tap step); the queue is bounded, so memory stays flat.
         self._queue: queue.Queue[tuple[str, np.ndarray] | None] = queue.Queue(
@@ -249,6 +265,8 @@ class LiveMeasurement:
             self.meters[key].process(block)
         for key, meter in self.mono_meters.items():
             meter.process(blocks[key][:1])
+        for key, (fold_matrix, meter) in self.fold_meters.items():
+            meter.process(fold_matrix @ blocks[key])
         sums: dict[tuple[tuple[str, ...], int], np.ndarray] = {}
         for relation in self.relations:
             cache = (relation.parts, relation.channels)
@@ -297,9 +315,31 @@ class LiveMeasurement:
             return self._result(key, self.mono_meters)
         return None
 
-    def _result(self, key: str, meters: dict[str, LevelMeter]) -> FileLevels:
+    def fold_levels(self, key: str) -> FileLevels | None:
+        """Levels of the stereo fold-down of one 5.1/7.1 file, or ``None`` (not measured)."""
+        self.finish()
+        if key not in self.fold_meters:
+            return None
+        return self._result(key, {key: self.fold_meters[key][1]}, "fold")
+
+    def gating_blocks(self, key: str, channels: int, fold: bool = False) -> np.ndarray | None:
+        """Gating-block energies of one file as on disk with ``channels`` channels (or of its
+        fold-down), or ``None`` when not measured that way."""
+        self.finish()
+        if fold:
+            entry = self.fold_meters.get(key)
+            return entry[1].gating_block_energies if entry is not None else None
+        if key in self.files and channels == self.files[key].channels:
+            return self.meters[key].gating_block_energies
+        if channels == 1 and key in self.mono_meters:
+            return self.mono_meters[key].gating_block_energies
+        return None
+
+    def _result(
+        self, key: str, meters: dict[str, LevelMeter], kind: str | None = None
+    ) -> FileLevels:
         # result() flushes the true-peak filter: compute once per meter and keep it.
-        slot = (meters is self.mono_meters, key)
+        slot = (kind or ("mono" if meters is self.mono_meters else "file"), key)
         if slot not in self._results:
             self._results[slot] = meters[key].result()
         return self._results[slot]

@@ -13,7 +13,43 @@ Standards
   95th percentile), also libebur128.
 * True peak per ITU-R BS.1770-4 Annex 2: 4× oversampling with the 48-tap interpolation filter of
   the Annex (four phases of 12 taps), then the absolute maximum. The maximum also includes the
-  samples themselves, so the true peak is never below the sample peak.
+  samples themselves, so the true peak is never below the sample peak. Sample and true peak are
+  kept per channel for every layout.
+
+Channel weighting (every layout)
+--------------------------------
+libebur128 is always given an explicit channel map, from the file's channel count through
+:func:`stemprint.dsp.layouts.layout_of` (its default map would ignore channels 7 and 8):
+
+========  ======================================================================
+layout    channel weights ``G_i`` (BS.1770-4, ``L = −0.691 + 10·log10 Σ G_i·z_i``)
+========  ======================================================================
+mono      M 1.0
+stereo    L R 1.0
+5.1       L R C 1.0; LFE excluded (0); Ls Rs 1.41 (+1.5 dB)
+7.1       L R C 1.0; LFE excluded (0); Lrs Rrs Lss Rss 1.41 (+1.5 dB)
+3.0       L R C 1.0 (3 channels)
+4.0       L R 1.0; Ls Rs 1.41 (4 channels)
+5.0       L R C 1.0; Ls Rs 1.41 (5 channels, EBU Tech 3341 case 6)
+other     every channel 1.0 (no layout known: no LFE, no surround weighting)
+========  ======================================================================
+
+Files of 3, 4 and 5 channels keep the conventional orders libebur128 also assumes for them;
+stemprint writes none (:data:`~stemprint.dsp.layouts.LAYOUT_CHANNELS`).
+
+A 1 kHz tone at −20 dBFS alone in L, C or R reads −23.0 LUFS, alone in a surround −21.5 LUFS,
+alone in the LFE −inf (tested). 7.1 weights all four surrounds +1.5 dB, as 5.1 weights its
+pair and as ffmpeg's ``ebur128`` filter does; BS.1770-4's position-dependent table would give
+the rear pair (azimuth beyond ±120°) 1.0 instead, up to 1.5 dB less for material only there.
+
+Gating blocks
+-------------
+The meter records the energy ``z_j = Σ G_i·z_ij`` of every BS.1770-4 gating block (400 ms,
+75 % overlap: one per 100 ms from 400 ms on; one double per 100 ms, as libebur128 keeps).
+:func:`gated_loudness` applies the two-stage gate of BS.1770-4 §2.8 (absolute −70 LUFS,
+relative −10 LU) to them; gating one file's blocks by another file's blocks, block-aligned
+(both measured from sample 0 at one sample rate), gives the dialogue-gated *approximation*:
+a programme's blocks kept where the dialogue stem passes its own gates.
 
 Full scale
 ----------
@@ -27,6 +63,7 @@ Full scale
 from __future__ import annotations
 
 import math
+from array import array
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -44,6 +81,7 @@ from stemprint.analysis.audio import (
     probe,
 )
 from stemprint.analysis.findings import to_jsonable
+from stemprint.dsp.layouts import LAYOUT_CHANNELS, SURROUND_LAYOUTS, layout_of, matrix
 
 #: A file whose sample peak is below this level (dBFS) is reported as silent.
 SILENCE_DBFS = -120.0
@@ -53,6 +91,28 @@ CLIP_RUN_SAMPLES = 3
 CLIP_EPSILON = 1e-9
 #: At most this many clipped runs are listed per file (all are counted).
 MAX_LISTED_CLIPS = 100
+#: BS.1770-4 absolute gate (LUFS) and relative gate (LU below the absolutely gated loudness).
+ABSOLUTE_GATE_LUFS = -70.0
+RELATIVE_GATE_LU = -10.0
+
+_CT = pyebur128.ChannelType
+#: libebur128 channel type of each channel name of :data:`~stemprint.dsp.layouts.LAYOUT_CHANNELS`.
+#: ``LEFT``/``RIGHT``/``CENTER`` weigh 1.0, ``LEFT_SURROUND``/``RIGHT_SURROUND`` (±110°) 1.41,
+#: ``UNUSED`` 0 (the LFE).
+LOUDNESS_CHANNEL_TYPES: dict[str, pyebur128.ChannelType] = {
+    "M": _CT.LEFT, "L": _CT.LEFT, "R": _CT.RIGHT, "C": _CT.CENTER, "LFE": _CT.UNUSED,
+    "Ls": _CT.LEFT_SURROUND, "Rs": _CT.RIGHT_SURROUND,
+    "Lrs": _CT.LEFT_SURROUND, "Rrs": _CT.RIGHT_SURROUND,
+    "Lss": _CT.LEFT_SURROUND, "Rss": _CT.RIGHT_SURROUND,
+}  # fmt: skip
+#: Orders of the channel counts stemprint does not write (those libebur128 assumes too).
+_LEGACY_LAYOUTS: dict[str, tuple[str, ...]] = {
+    "3.0": ("L", "R", "C"),
+    "4.0": ("L", "R", "Ls", "Rs"),
+    "5.0": ("L", "R", "C", "Ls", "Rs"),
+}
+_TYPE_WEIGHTS = {_CT.LEFT: 1.0, _CT.RIGHT: 1.0, _CT.CENTER: 1.0, _CT.UNUSED: 0.0,
+                 _CT.LEFT_SURROUND: 1.41, _CT.RIGHT_SURROUND: 1.41}  # fmt: skip
 
 # ITU-R BS.1770-4 Annex 2, 4x oversampling interpolation filter (48 taps, order 47), listed as four
 # phases of 12 coefficients. Phases 3 and 4 are phases 2 and 1 reversed (the filter is symmetric).
@@ -139,6 +199,11 @@ class FileLevels:
         only; fixed-point files cannot hold them).
     first_over_full_scale_seconds
         Time of the first such sample (s), or ``None``.
+    layout
+        The channel layout the loudness was weighted for (``5.1``), ``None`` when the channel
+        count has no layout (every channel weighted 1.0).
+    loudness_channel_weights
+        BS.1770-4 weight ``G_i`` of each channel (0 for the LFE, 1.41 for a surround).
     """
 
     sample_peak_dbfs: float
@@ -156,10 +221,106 @@ class FileLevels:
     silent: bool = False
     over_full_scale_samples: int = 0
     first_over_full_scale_seconds: float | None = None
+    layout: str | None = None
+    loudness_channel_weights: list[float] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         """Return a JSON-serializable dict (non-finite numbers become ``None``)."""
         return to_jsonable(asdict(self))
+
+
+def loudness_layout(channels: int) -> str | None:
+    """The layout whose weights a file of ``channels`` channels is measured with, or ``None``."""
+    try:
+        return layout_of(channels)
+    except ValueError:
+        return next((k for k, v in _LEGACY_LAYOUTS.items() if len(v) == channels), None)
+
+
+def loudness_channel_names(channels: int) -> tuple[str, ...] | None:
+    """Channel names of :func:`loudness_layout`, or ``None`` when no layout is known."""
+    layout = loudness_layout(channels)
+    if layout is None:
+        return None
+    return LAYOUT_CHANNELS.get(layout) or _LEGACY_LAYOUTS[layout]
+
+
+def loudness_channel_map(channels: int) -> list[pyebur128.ChannelType]:
+    """libebur128 channel types for a file of ``channels`` channels (module header).
+
+    A channel count without a layout weighs every channel as a front channel (1.0): nothing
+    is left out silently, as libebur128's default map would leave channels 7 on.
+    """
+    names = loudness_channel_names(channels)
+    if names is None:
+        return [_CT.CENTER] * channels
+    return [LOUDNESS_CHANNEL_TYPES[name] for name in names]
+
+
+def fold_down_matrix(channels: int) -> np.ndarray | None:
+    """The ITU-R BS.775-3 stereo fold-down matrix ``(2, channels)`` of a 5.1/7.1 file
+    (``Lo = L + 0.7071·C + 0.7071·Ls``, LFE left out), ``None`` for other channel counts."""
+    layout = loudness_layout(channels)
+    return matrix(layout, "stereo") if layout in SURROUND_LAYOUTS else None
+
+
+def loudness_channel_weights(channels: int) -> list[float]:
+    """BS.1770-4 weight ``G_i`` of each channel of a file of ``channels`` channels."""
+    return [_TYPE_WEIGHTS[t] for t in loudness_channel_map(channels)]
+
+
+@dataclass(frozen=True)
+class GatedLoudness:
+    """The result of BS.1770-4 two-stage gating applied to a sequence of gating blocks.
+
+    Attributes
+    ----------
+    loudness_lufs
+        ``−0.691 + 10·log10`` of the mean block energy over the kept blocks; ``-inf`` when no
+        block is kept.
+    kept_blocks
+        Blocks that passed both gates (of the gating sequence).
+    blocks
+        Blocks measured.
+    """
+
+    loudness_lufs: float
+    kept_blocks: int
+    blocks: int
+
+
+def _block_lufs(energies: np.ndarray) -> np.ndarray:
+    with np.errstate(divide="ignore"):
+        return -0.691 + 10.0 * np.log10(energies)
+
+
+def gated_loudness(energies: np.ndarray, gate_energies: np.ndarray | None = None) -> GatedLoudness:
+    """Integrated loudness of gating-block ``energies``, gated by ``gate_energies``' blocks.
+
+    BS.1770-4 §2.8: ``J_a = {j : l_j > −70}``; ``Γ_r = −0.691 + 10·log10(mean_{J_a} z_j) − 10``;
+    ``J_g = {j ∈ J_a : l_j > Γ_r}``, with ``l_j``, ``z_j`` of the gating sequence
+    (``gate_energies``, default ``energies`` itself: then this is the integrated loudness).
+    The result is the loudness of the mean of ``energies`` over ``J_g``. Both sequences start
+    at the same sample; the longer one is cut to the shorter.
+
+    Parameters
+    ----------
+    energies
+        Weighted block energies ``z_j`` (:attr:`LevelMeter.gating_block_energies`).
+    gate_energies
+        The blocks that decide which blocks count (a dialogue stem's), or ``None``.
+    """
+    gate = energies if gate_energies is None else gate_energies
+    n = min(len(energies), len(gate))
+    z, g = np.asarray(energies[:n], dtype=np.float64), np.asarray(gate[:n], dtype=np.float64)
+    level = _block_lufs(g)
+    above = level > ABSOLUTE_GATE_LUFS
+    if not above.any():
+        return GatedLoudness(float(-np.inf), 0, n)
+    relative = float(_block_lufs(np.array([g[above].mean()]))[0]) + RELATIVE_GATE_LU
+    kept = above & (level > relative)
+    lufs = float(_block_lufs(np.array([z[kept].mean()]))[0]) if kept.any() else -np.inf
+    return GatedLoudness(float(lufs), int(np.count_nonzero(kept)), n)
 
 
 class TruePeakMeter:
@@ -241,6 +402,8 @@ class LevelMeter:
         self.clip_level = min(1.0 - CLIP_EPSILON, full_scale_positive)
         mode = pyebur128.MeasurementMode.MODE_I | pyebur128.MeasurementMode.MODE_LRA
         self._r128 = pyebur128.R128State(channels, sample_rate, mode)
+        for index, channel_type in enumerate(loudness_channel_map(channels)):
+            self._r128.set_channel(index, channel_type)
         # Momentary / short-term loudness: libebur128 only reports the current value, so we poll
         # the K-weighted energy of each 100 ms sub-block (get_loudness_window) and keep a 3 s
         # ring: momentary = mean of the last 4 sub-blocks (400 ms), short-term = last 30 (3 s),
@@ -252,6 +415,7 @@ class LevelMeter:
         self._hops_done = 0
         self._max_momentary_energy = -1.0
         self._max_short_energy = -1.0
+        self._blocks = array("d")  # energy of every 400 ms gating block (one per 100 ms)
         self._true_peak = TruePeakMeter(channels)
         self._sample_peak = np.zeros(channels)
         self._sum = np.zeros(channels)
@@ -320,7 +484,9 @@ class LevelMeter:
         self._hops_done += 1
         done = self._hops_done
         if done >= 4:
+            # the 400 ms window ending here is the BS.1770-4 gating block j = done - 4
             momentary = math.fsum(ring[(done - k) % 30] for k in range(1, 5)) / 4.0
+            self._blocks.append(momentary)
             self._max_momentary_energy = max(self._max_momentary_energy, momentary)
         if done >= 30:
             self._max_short_energy = max(self._max_short_energy, math.fsum(ring) / 30.0)
@@ -364,6 +530,11 @@ class LevelMeter:
         if len(self._clips) < MAX_LISTED_CLIPS:
             self._clips.append(ClippedRun(ch, start, start / self.sample_rate, length))
 
+    @property
+    def gating_block_energies(self) -> np.ndarray:
+        """Weighted energy ``z_j`` of every complete gating block so far (a copy)."""
+        return np.array(self._blocks, dtype=np.float64)
+
     def result(self) -> FileLevels:
         """Finish the measurement and return the levels of everything fed so far."""
         self._true_peak.flush()
@@ -401,6 +572,8 @@ class LevelMeter:
             first_over_full_scale_seconds=(
                 self._first_over / self.sample_rate if self._first_over is not None else None
             ),
+            layout=loudness_layout(self.channels),
+            loudness_channel_weights=loudness_channel_weights(self.channels),
         )
 
 

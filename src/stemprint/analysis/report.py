@@ -11,6 +11,13 @@ Invariants
   by their label, the path relative to the package).
 * :func:`print_report` never shortens a file name: each file is listed on its own line, in full,
   and the level table refers to it by number, so the table fits an 80-column terminal.
+* A dialogue-gated figure is always labelled :data:`DIALOGUE_GATED_LABEL` ("dialogue-gated
+  (approximation)"), in the JSON (``label``) and wherever it is printed: it is the programme's
+  BS.1770-4 loudness over the gating blocks where the ``DX`` stem passes its own gates
+  (absolute −70 LUFS, relative −10 LU), not Dolby Dialogue Intelligence (proprietary).
+* A fold-down (``FileReport.fold_down``) is the stereo Lo/Ro of a 5.1/7.1 file by ITU-R
+  BS.775-3 (``Lo = L + 0.7071·C + 0.7071·Ls``, LFE left out), measured like a file; it is
+  printed as an extra row ``n Lo/Ro`` under its file.
 """
 
 from __future__ import annotations
@@ -30,11 +37,98 @@ from rich.table import Table
 
 from .audio import amplitude_to_db
 from .findings import SEVERITY_ORDER, Finding, to_jsonable
-from .meters import FileLevels
+from .meters import FileLevels, loudness_channel_names
 from .nulltest import NullResult
 
 #: Version of the ``to_dict`` layout; bumped when keys change meaning.
 REPORT_SCHEMA = "stemprint.verify/1"
+#: How every dialogue-gated figure is named (it approximates a proprietary dialogue gate).
+DIALOGUE_GATED_LABEL = "dialogue-gated (approximation)"
+#: The fold-down's matrix, as named in the report.
+FOLD_DOWN_METHOD = "ITU-R BS.775-3 Lo/Ro: Lo = L + 0.7071·C + 0.7071·Ls, LFE left out"
+
+
+@dataclass
+class DialogueGatedLoudness:
+    """The programme's loudness over the blocks where the dialogue stem passes its gates.
+
+    Attributes
+    ----------
+    programme
+        Label of the programme file (the printmaster, the package's mix).
+    dialogue
+        Label of the dialogue stem (the stem named ``DX``) whose gating blocks decide.
+    loudness_lufs
+        ``−0.691 + 10·log10`` of the programme's mean block energy over those blocks (LUFS);
+        ``-inf`` when the dialogue passes no block.
+    dialogue_fraction
+        Kept blocks / all gating blocks of the programme (0 … 1): how much of the programme
+        holds dialogue.
+    kept_blocks, blocks
+        Gating blocks kept, and measured (400 ms blocks every 100 ms).
+    label
+        Always :data:`DIALOGUE_GATED_LABEL`.
+    """
+
+    programme: str
+    dialogue: str
+    loudness_lufs: float
+    dialogue_fraction: float
+    kept_blocks: int
+    blocks: int
+    label: str = DIALOGUE_GATED_LABEL
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return a JSON-serializable dict with stable keys."""
+        return to_jsonable(
+            {
+                "label": self.label,
+                "programme": self.programme,
+                "dialogue": self.dialogue,
+                "loudness_lufs": self.loudness_lufs,
+                "dialogue_fraction": self.dialogue_fraction,
+                "kept_blocks": self.kept_blocks,
+                "blocks": self.blocks,
+                "method": "programme gated by the dialogue stem's BS.1770-4 gating blocks "
+                "(absolute -70 LUFS, relative -10 LU); not Dolby Dialogue Intelligence",
+            }
+        )
+
+
+@dataclass
+class FoldDown:
+    """The stereo fold-down (Lo/Ro) of a 5.1 or 7.1 file, measured like a file.
+
+    Attributes
+    ----------
+    source_layout
+        The file's layout (``5.1``, ``7.1``).
+    levels
+        Levels of ``matrix(source_layout, "stereo") @ x`` (float64, never quantized).
+    dialogue_gated
+        Its dialogue-gated (approximation) loudness, gated by the ``DX`` stem's fold-down, for
+        the programme file of a package with a ``DX`` stem.
+    profile_passed
+        Pass/fail against the profile's level rules, if a profile judged the file.
+    """
+
+    source_layout: str
+    levels: FileLevels
+    dialogue_gated: DialogueGatedLoudness | None = None
+    profile_passed: bool | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return a JSON-serializable dict with stable keys."""
+        return to_jsonable(
+            {
+                "layout": "stereo",
+                "source_layout": self.source_layout,
+                "method": FOLD_DOWN_METHOD,
+                "profile_passed": self.profile_passed,
+                "levels": self.levels.to_dict(),
+                "dialogue_gated": self.dialogue_gated.to_dict() if self.dialogue_gated else None,
+            }
+        )
 
 
 @dataclass
@@ -108,6 +202,11 @@ class FileReport:
         Measured levels.
     profile_passed
         Pass/fail of this file against the delivery profile, if one was given.
+    dialogue_gated
+        The dialogue-gated (approximation) loudness of the programme file (the mix of a
+        package with a ``DX`` stem), else ``None``.
+    fold_down
+        The stereo fold-down's levels (``verify --fold-down``, 5.1/7.1 files), else ``None``.
     """
 
     path: str
@@ -123,6 +222,8 @@ class FileReport:
     is_float: bool
     levels: FileLevels | None = None
     profile_passed: bool | None = None
+    dialogue_gated: DialogueGatedLoudness | None = None
+    fold_down: FoldDown | None = None
 
     @property
     def duration_seconds(self) -> float:
@@ -147,6 +248,8 @@ class FileReport:
                 "is_float": self.is_float,
                 "profile_passed": self.profile_passed,
                 "levels": self.levels.to_dict() if self.levels else None,
+                "dialogue_gated": self.dialogue_gated.to_dict() if self.dialogue_gated else None,
+                "fold_down": self.fold_down.to_dict() if self.fold_down else None,
             }
         )
 
@@ -334,6 +437,8 @@ def print_report(report: VerificationReport, console: Console) -> None:
         highlight=False,
     )
     console.print(_levels_table(report))
+    _print_channels(report, console)
+    _print_dialogue_gated(report, console)
     for finding in report.findings:
         if finding.severity == "info":
             continue
@@ -401,28 +506,79 @@ def _levels_table(report: VerificationReport) -> Table:
     for title in titles + (["Profile"] if report.profile else []):
         table.add_column(title, justify="right", overflow="fold")
     for number, f in enumerate(report.files, 1):
-        lv = f.levels
-        cells = [str(number)]
-        if lv is None:
-            cells += ["–"] * (len(titles) - 1)
-        else:
-            dc = max((abs(d) for d in lv.dc_offset_per_channel), default=0.0)
-            cells += [
-                _fmt(lv.sample_peak_dbfs),
-                _fmt(lv.true_peak_dbtp),
-                _fmt(lv.loudness_lufs),
-                _fmt(lv.loudness_range_lu),
-                _fmt(lv.max_momentary_lufs),
-                _fmt(lv.max_short_term_lufs),
-                _fmt(amplitude_to_db(dc)),
-                str(lv.clipped_run_count),
-                _fmt(lv.channel_correlation, 2),
-            ]
-        if report.profile:
-            cells.append(
-                "–"
-                if f.profile_passed is None
-                else ("[green]ok[/]" if f.profile_passed else "[red]fail[/]")
-            )
-        table.add_row(*cells)
+        rows = [(str(number), f.levels, f.profile_passed)]
+        if f.fold_down is not None:
+            rows.append((f"{number} Lo/Ro", f.fold_down.levels, f.fold_down.profile_passed))
+        for name, lv, passed in rows:
+            cells = [name] + (["–"] * (len(titles) - 1) if lv is None else _level_cells(lv))
+            if report.profile:
+                cells.append(
+                    "–" if passed is None else ("[green]ok[/]" if passed else "[red]fail[/]")
+                )
+            table.add_row(*cells)
     return table
+
+
+def _level_cells(lv: FileLevels) -> list[str]:
+    dc = max((abs(d) for d in lv.dc_offset_per_channel), default=0.0)
+    return [
+        _fmt(lv.sample_peak_dbfs),
+        _fmt(lv.true_peak_dbtp),
+        _fmt(lv.loudness_lufs),
+        _fmt(lv.loudness_range_lu),
+        _fmt(lv.max_momentary_lufs),
+        _fmt(lv.max_short_term_lufs),
+        _fmt(amplitude_to_db(dc)),
+        str(lv.clipped_run_count),
+        _fmt(lv.channel_correlation, 2),
+    ]
+
+
+def _print_channels(report: VerificationReport, console: Console) -> None:
+    """True peak per channel of every file with more than two channels, named by layout."""
+    for number, f in enumerate(report.files, 1):
+        lv = f.levels
+        if lv is None or f.channels <= 2:
+            continue
+        names = loudness_channel_names(f.channels) or ()
+        if len(names) != len(lv.true_peak_dbtp_per_channel):
+            names = tuple(str(k + 1) for k in range(len(lv.true_peak_dbtp_per_channel)))
+        peaks = " ".join(
+            f"{n} {_fmt(p)}" for n, p in zip(names, lv.true_peak_dbtp_per_channel, strict=True)
+        )
+        weighting = _weighting_text(lv)
+        console.print(
+            f"  {number} ({lv.layout or f'{f.channels} ch'}, loudness: {weighting}) "
+            f"true peak dBTP: {peaks}",
+            highlight=False,
+            soft_wrap=True,
+        )
+
+
+def _weighting_text(lv: FileLevels) -> str:
+    """How the loudness weighed the channels, in words."""
+    if lv.layout is None:
+        return "no layout: every channel 1.0"
+    weights = lv.loudness_channel_weights
+    parts = [
+        "LFE excluded" if 0.0 in weights else "",
+        "surrounds +1.5 dB" if 1.41 in weights else "",
+    ]
+    return ", ".join(p for p in parts if p) or "every channel 1.0"
+
+
+def _print_dialogue_gated(report: VerificationReport, console: Console) -> None:
+    """One line per programme with a dialogue-gated (approximation) figure."""
+    for f in report.files:
+        dg = f.dialogue_gated
+        if dg is None:
+            continue
+        line = (
+            f"{DIALOGUE_GATED_LABEL.capitalize()} loudness of {escape(f.label)}: "
+            f"{_fmt(dg.loudness_lufs)} LUFS, gated by {escape(dg.dialogue)} "
+            f"(dialogue in {100 * dg.dialogue_fraction:.0f} % of the programme)"
+        )
+        fold = f.fold_down.dialogue_gated if f.fold_down is not None else None
+        if fold is not None:
+            line += f"; Lo/Ro fold-down {_fmt(fold.loudness_lufs)} LUFS"
+        console.print(line, highlight=False, soft_wrap=True)

@@ -17,6 +17,16 @@ Invariants and formulas
   frames): each block feeds that file's level meter, and each relation's parts are summed and
   compared with its reference block. Memory is a few blocks per file whatever the length. Only a
   failed null reads more: a bounded excerpt of its files for the diagnosis.
+* Loudness is weighted for the file's layout (ITU-R BS.1770-4: LFE excluded, surrounds
+  +1.5 dB; :mod:`~stemprint.analysis.meters`).
+* Dialogue-gated (approximation): in a package with a mix and a ``stem`` named ``DX``, both
+  measured from sample 0 at one sample rate, the mix's BS.1770-4 gating blocks are kept where
+  the DX stem's own blocks pass the absolute (−70 LUFS) and relative (−10 LU) gates:
+  ``L = −0.691 + 10·log10(mean_{j ∈ J_DX} z_mix,j)``. Dolby Dialogue Intelligence, which
+  platforms name, is proprietary; the figure is always labelled an approximation.
+* Fold-down (``fold_down=True``): each 5.1/7.1 file is also measured as ``Lo/Ro =
+  matrix(layout, "stereo") @ x`` (ITU-R BS.775-3, ``Lo = L + 0.7071·C + 0.7071·Ls``, LFE left
+  out), in the same pass, block for block.
 """
 
 from __future__ import annotations
@@ -30,7 +40,10 @@ from typing import Any
 
 import numpy as np
 
+from stemprint.dsp.layouts import layout_of
+
 from . import _meter_worker
+from .archive_input import is_archive, unpacked
 from .audio import BLOCK_FRAMES, AudioInfo, BlockReader, probe
 from .discovery import (
     PackageFile,
@@ -42,7 +55,7 @@ from .discovery import (
 )
 from .findings import Finding, Severity
 from .live import LiveMeasurement
-from .meters import FileLevels, LevelMeter, meter_for
+from .meters import FileLevels, LevelMeter, fold_down_matrix, gated_loudness, meter_for
 from .nulltest import (
     DEFAULT_NULL_THRESHOLD_DBFS,
     EXCERPT_SECONDS,
@@ -52,12 +65,24 @@ from .nulltest import (
     diagnose_null,
 )
 from .profiles import check_profile, get_profile
-from .report import FileReport, SumCheck, VerificationReport
+from .report import (
+    DIALOGUE_GATED_LABEL,
+    DialogueGatedLoudness,
+    FileReport,
+    FoldDown,
+    SumCheck,
+    VerificationReport,
+)
 
 #: DC offset above this magnitude (linear; −60 dBFS) is reported.
 DC_WARNING = 1e-3
 #: Packages with at least this much audio in total (s) are metered by worker processes.
 PARALLEL_MIN_SECONDS = 120.0
+#: Name (case-insensitive) of the ``stem`` whose gating blocks gate the dialogue-gated figure.
+DIALOGUE_STEM_NAME = "dx"
+
+#: A fold-down meter: the ``(2, channels)`` matrix and the stereo meter it feeds.
+_FoldMeter = tuple[np.ndarray, LevelMeter]
 
 
 @dataclass
@@ -73,6 +98,37 @@ class _Plan:
     def files(self) -> list[int]:
         """The reference, then the parts."""
         return [self.reference, *self.parts]
+
+
+@dataclass
+class _Measured:
+    """What the measuring pass returns: levels, null sums, fold-downs, gating blocks."""
+
+    levels: dict[int, FileLevels]
+    accumulators: dict[int, NullAccumulator]
+    folds: dict[int, FileLevels]
+    #: Gating-block energies by (entry, of its fold-down) for the dialogue-gated figure.
+    blocks: dict[tuple[int, bool], np.ndarray]
+
+
+@dataclass(frozen=True)
+class _Wanted:
+    """Beyond the levels: the fold-downs to meter and the (mix, DX) pair to gate."""
+
+    folds: frozenset[int]
+    dialogue: tuple[int, int] | None
+
+    @property
+    def block_keys(self) -> list[tuple[int, bool]]:
+        """Gating blocks needed: the mix and DX, and their fold-downs when measured."""
+        if self.dialogue is None:
+            return []
+        return [
+            (i, fold)
+            for i in self.dialogue
+            for fold in (False, True)
+            if not fold or i in self.folds
+        ]
 
 
 @dataclass(frozen=True)
@@ -95,6 +151,7 @@ def verify_package(
     workers: int | None = None,
     live: LiveMeasurement | None = None,
     diagnose_informational: bool = True,
+    fold_down: bool = False,
 ) -> VerificationReport:
     """Verify a stem package.
 
@@ -108,7 +165,8 @@ def verify_package(
         The mix file; overrides the manifest and the naming rule.
     profile
         Delivery profile to check (``stem-mastering``, ``ebu-r128``, ``streaming``,
-        ``atmos-music``, ``broadcast-dme``), or ``None``.
+        ``atmos-music``, ``atsc-a85``, ``broadcast-dme``, ``netflix-pm``, ``netflix-me``), or
+        ``None``.
     null_threshold_dbfs
         A null passes when the residual peak is below this level (dBFS).
     excerpt_seconds
@@ -134,6 +192,10 @@ def verify_package(
         pre-master exists, ``exact: false`` relations). ``stemprint render`` skips it: its mix
         differs from the stems by design when the master processes, and the diagnosis costs
         ~80 MB and ~0.3 s.
+    fold_down
+        Also measure the stereo fold-down (ITU-R BS.775-3 Lo/Ro) of every 5.1/7.1 file
+        (``FileReport.fold_down``), checked by the profile's level rules. Those files are
+        metered in this process.
 
     Returns
     -------
@@ -146,18 +208,34 @@ def verify_package(
     stemprint.errors.InputError
         No input, a missing or unreadable file, a bad manifest or ``sums``, an unknown profile.
     """
+    paths = [Path(p) for p in ([inputs] if isinstance(inputs, str | Path) else inputs)]
+    if len(paths) == 1 and is_archive(paths[0]):
+        return _verify_archive(
+            paths[0], mix, profile, null_threshold_dbfs, excerpt_seconds=excerpt_seconds,
+            max_lag_seconds=max_lag_seconds, block_frames=block_frames, workers=workers,
+            fold_down=fold_down,
+        )  # fmt: skip
     started = time.perf_counter()
     prof = get_profile(profile) if profile else None
-    paths = [Path(p) for p in ([inputs] if isinstance(inputs, str | Path) else inputs)]
     package = discover_package(paths, Path(mix) if mix is not None else None)
     entries = package.files
     infos = [probe(e.path) for e in entries]
     plans, plan_findings = _plans(package.relations(), entries, infos)
     findings = [Finding("info", "package.note", note) for note in package.notes]
     findings += _consistency(package, entries, infos) + plan_findings
-    levels, accumulators = _levels_and_sums(entries, infos, plans, live, block_frames, workers)
-    reports = _file_reports(entries, infos, levels)
-    findings += _level_findings(reports)
+    dialogue, dialogue_findings = _dialogue_pair(entries, infos)
+    folds = frozenset(
+        i
+        for i, info in enumerate(infos)
+        if fold_down and fold_down_matrix(info.channels) is not None
+    )
+    wanted = _Wanted(folds, dialogue)
+    measured = _levels_and_sums(entries, infos, plans, live, block_frames, workers, wanted)
+    accumulators = measured.accumulators
+    reports = _file_reports(entries, infos, measured.levels)
+    _attach_fold_downs(reports, infos, measured)
+    findings += dialogue_findings + _attach_dialogue(reports, wanted, measured)
+    findings += _level_findings(reports) + _fold_down_findings(reports, fold_down)
     options = _NullOptions(
         null_threshold_dbfs, excerpt_seconds, max_lag_seconds, diagnose_informational
     )
@@ -190,6 +268,23 @@ def verify_package(
     report.sort_findings()
     report.passed = not report.errors
     report.elapsed_seconds = time.perf_counter() - started
+    return report
+
+
+def _verify_archive(
+    archive: Path,
+    mix: Path | str | None,
+    profile: str | None,
+    null_threshold_dbfs: float,
+    **options: Any,
+) -> VerificationReport:
+    """A packed package (``stemprint pack``): unpacked safely, checksums checked, verified."""
+    with unpacked(archive) as found:
+        report = verify_package(found.folder, mix, profile, null_threshold_dbfs, **options)
+    report.findings += found.findings
+    report.sort_findings()
+    report.passed = not report.errors
+    report.package = str(archive)
     return report
 
 
@@ -432,23 +527,27 @@ def _levels_and_sums(
     live: LiveMeasurement | None,
     block_frames: int,
     workers: int | None,
-) -> tuple[dict[int, FileLevels], dict[int, NullAccumulator]]:
-    """Levels of every file and one accumulator per runnable relation: live when it fits,
-    else read back."""
+    wanted: _Wanted,
+) -> _Measured:
+    """Levels of every file, one accumulator per runnable relation, the fold-downs and gating
+    blocks asked for: live when it fits, else read back."""
     if live is not None:
-        measured = _from_live(live, entries, infos, plans)
+        measured = _from_live(live, entries, infos, plans, wanted)
         if measured is not None:
             return measured
     accumulators = {
         k: NullAccumulator(block_frames) for k, p in enumerate(plans) if not p.skipped_reason
     }
-    levels = _measure(infos, plans, accumulators, block_frames, workers)
-    return levels, accumulators
+    return _measure(infos, plans, accumulators, block_frames, workers, wanted)
 
 
 def _from_live(
-    live: LiveMeasurement, entries: list[PackageFile], infos: list[AudioInfo], plans: list[_Plan]
-) -> tuple[dict[int, FileLevels], dict[int, NullAccumulator]] | None:
+    live: LiveMeasurement,
+    entries: list[PackageFile],
+    infos: list[AudioInfo],
+    plans: list[_Plan],
+    wanted: _Wanted,
+) -> _Measured | None:
     """The live measurement's results, or ``None`` when they do not describe this package."""
     resolved = [str(e.path.resolve()) for e in entries]
     if sorted(resolved) != sorted(live.files):
@@ -460,6 +559,18 @@ def _from_live(
         if lv is None:
             return None
         levels[i] = lv
+    folds: dict[int, FileLevels] = {}
+    for i in wanted.folds:
+        fold = live.fold_levels(resolved[i])
+        if fold is None:
+            return None
+        folds[i] = fold
+    blocks: dict[tuple[int, bool], np.ndarray] = {}
+    for i, fold_block in wanted.block_keys:
+        energies = live.gating_blocks(resolved[i], infos[i].channels, fold_block)
+        if energies is None:
+            return None
+        blocks[(i, fold_block)] = energies
     accumulators: dict[int, NullAccumulator] = {}
     for k, plan in enumerate(plans):
         if plan.skipped_reason:
@@ -468,7 +579,7 @@ def _from_live(
         if found is None or found.channels != infos[plan.reference].channels:
             return None
         accumulators[k] = found.accumulator
-    return levels, accumulators
+    return _Measured(levels, accumulators, folds, blocks)
 
 
 def _measure(
@@ -477,14 +588,18 @@ def _measure(
     accumulators: dict[int, NullAccumulator],
     block_frames: int,
     workers: int | None,
-) -> dict[int, FileLevels]:
-    """Read the files back: levels of every file, null sums into ``accumulators``."""
+    wanted: _Wanted,
+) -> _Measured:
+    """Read the files back: levels of every file, null sums into ``accumulators``, the
+    fold-downs and gating blocks in ``wanted``."""
     if workers is None:
         total_seconds = sum(info.duration_seconds for info in infos)
         workers = (os.cpu_count() or 1) if total_seconds >= PARALLEL_MIN_SECONDS else 1
     workers = max(1, min(workers, len(infos)))
-    # this process meters the first files (the mix first); workers split the rest
+    # this process meters the first files (the mix first) and those whose fold-down or gating
+    # blocks are wanted (workers return levels only); workers split the rest
     local = list(range(-(-len(infos) // workers)))
+    local += sorted({*wanted.folds, *(wanted.dialogue or ())} - set(local))
     remote = [i for i in range(len(infos)) if i not in local]
     groups = [remote[k :: workers - 1] for k in range(workers - 1)] if remote else []
     procs = []
@@ -495,7 +610,8 @@ def _measure(
             local += group
     try:
         meters = {i: meter_for(infos[i]) for i in local}
-        _stream(infos, meters, plans, accumulators, block_frames)
+        fold_meters = {i: _fold_meter(infos[i]) for i in wanted.folds}
+        _stream(infos, meters, fold_meters, plans, accumulators, block_frames)
         levels: dict[int, FileLevels] = {i: m.result() for i, m in meters.items()}
         for group, proc in procs:
             levels.update(zip(group, _meter_worker.collect(proc), strict=True))
@@ -505,19 +621,32 @@ def _measure(
                 proc.kill()
                 proc.wait()
         raise
-    return levels
+    folds = {i: meter.result() for i, (_, meter) in fold_meters.items()}
+    blocks = {
+        (i, fold): (fold_meters[i][1] if fold else meters[i]).gating_block_energies
+        for i, fold in wanted.block_keys
+    }
+    return _Measured(levels, accumulators, folds, blocks)
+
+
+def _fold_meter(info: AudioInfo) -> _FoldMeter:
+    """The fold-down matrix of a 5.1/7.1 file and a stereo meter for its Lo/Ro (float)."""
+    fold = fold_down_matrix(info.channels)
+    assert fold is not None  # only 5.1/7.1 files are folded
+    return fold, LevelMeter(info.sample_rate, 2, 1.0)
 
 
 def _stream(
     infos: list[AudioInfo],
     meters: dict[int, LevelMeter],
+    fold_meters: dict[int, _FoldMeter],
     plans: list[_Plan],
     accumulators: dict[int, NullAccumulator],
     block_frames: int,
 ) -> None:
     """One pass over the files in lockstep: the null sums of the relations in
-    ``accumulators``, and the meters of the files in ``meters`` (the others are metered
-    elsewhere)."""
+    ``accumulators``, the meters of the files in ``meters`` (the others are metered
+    elsewhere) and the fold-down meters."""
     active = [(k, plans[k]) for k in accumulators]
     in_null = {i for _, plan in active for i in plan.files}
     wanted = [i for i in range(len(infos)) if i in meters or i in in_null]
@@ -531,6 +660,10 @@ def _stream(
         while pos < total:
             n = min(block_frames, total - pos)
             blocks = _read_blocks(readers, infos, meters, in_null, pos, n)
+            for i, (fold, meter) in fold_meters.items():
+                real = min(n, max(infos[i].length_samples - pos, 0))
+                if real:
+                    meter.process(fold @ blocks[i][:, :real])
             sums: dict[tuple[tuple[int, ...], int, int], np.ndarray] = {}
             for k, plan in active:
                 if pos >= lengths[k]:
@@ -762,7 +895,7 @@ def _level_findings(reports: list[FileReport]) -> list[Finding]:
         lv = f.levels
         if lv is None:
             continue
-        out += _silence_and_clipping(f, lv)
+        out += _silence_and_clipping(f, lv) + _layout_findings(f, lv)
         dc = max((abs(d) for d in lv.dc_offset_per_channel), default=0.0)
         if dc > DC_WARNING:
             out.append(
@@ -834,3 +967,140 @@ def _silence_and_clipping(f: FileReport, lv: FileLevels) -> list[Finding]:
             )
         )
     return out
+
+
+# --- multichannel: dialogue gating and fold-down --------------------------------------------
+
+
+def _dialogue_pair(
+    entries: list[PackageFile], infos: list[AudioInfo]
+) -> tuple[tuple[int, int] | None, list[Finding]]:
+    """(mix, DX stem) entry indices for the dialogue-gated figure, or ``None``."""
+    mix = next((i for i, e in enumerate(entries) if e.role == "mix"), None)
+    dx = [
+        i
+        for i, e in enumerate(entries)
+        if e.role == "stem" and e.name.strip().lower() == DIALOGUE_STEM_NAME
+    ]
+    if mix is None or not dx:
+        return None, []
+    findings: list[Finding] = []
+    if len(dx) > 1:
+        findings.append(
+            Finding(
+                "info",
+                "loudness.dialogue_stems",
+                f"several stems are named DX; the {DIALOGUE_GATED_LABEL} loudness is gated by "
+                f"the first, {entries[dx[0]].label}",
+                file=entries[dx[0]].label,
+            )
+        )
+    if infos[dx[0]].sample_rate != infos[mix].sample_rate:
+        findings.append(
+            Finding(
+                "info",
+                "loudness.dialogue_not_gated",
+                f"{entries[dx[0]].label} and {entries[mix].label} differ in sample rate: their "
+                f"gating blocks do not line up, no {DIALOGUE_GATED_LABEL} loudness",
+                file=entries[mix].label,
+            )
+        )
+        return None, findings
+    return (mix, dx[0]), findings
+
+
+def _attach_fold_downs(
+    reports: list[FileReport], infos: list[AudioInfo], measured: _Measured
+) -> None:
+    for i, levels in measured.folds.items():
+        reports[i].fold_down = FoldDown(layout_of(infos[i].channels), levels)
+
+
+def _dialogue_figure(
+    programme: FileReport, dialogue: FileReport, z: np.ndarray, gate: np.ndarray
+) -> DialogueGatedLoudness:
+    gated = gated_loudness(z, gate)
+    return DialogueGatedLoudness(
+        programme=programme.label,
+        dialogue=dialogue.label,
+        loudness_lufs=gated.loudness_lufs,
+        dialogue_fraction=gated.kept_blocks / gated.blocks if gated.blocks else 0.0,
+        kept_blocks=gated.kept_blocks,
+        blocks=gated.blocks,
+    )
+
+
+def _attach_dialogue(
+    reports: list[FileReport], wanted: _Wanted, measured: _Measured
+) -> list[Finding]:
+    """The mix's dialogue-gated (approximation) loudness, and its fold-down's, with an info
+    finding; the DX fold-down gates the mix's fold-down (DX itself when it has none)."""
+    if wanted.dialogue is None:
+        return []
+    mix, dx = wanted.dialogue
+    blocks = measured.blocks
+    programme, dialogue = reports[mix], reports[dx]
+    figure = _dialogue_figure(programme, dialogue, blocks[(mix, False)], blocks[(dx, False)])
+    programme.dialogue_gated = figure
+    fold = programme.fold_down
+    if fold is not None:
+        gate = blocks.get((dx, True), blocks[(dx, False)])
+        fold.dialogue_gated = _dialogue_figure(programme, dialogue, blocks[(mix, True)], gate)
+    full = programme.levels.loudness_lufs if programme.levels else float("-inf")
+    return [
+        Finding(
+            "info",
+            "loudness.dialogue_gated",
+            f"{programme.label} {DIALOGUE_GATED_LABEL} loudness {figure.loudness_lufs:.1f} "
+            f"LUFS: the programme over the gating blocks where {dialogue.label} passes its own "
+            f"gates (dialogue in {100 * figure.dialogue_fraction:.0f} % of the programme); "
+            f"full programme {full:.1f} LUFS",
+            file=programme.label,
+            value=figure.loudness_lufs if np.isfinite(figure.loudness_lufs) else None,
+        )
+    ]
+
+
+def _fold_down_findings(reports: list[FileReport], asked: bool) -> list[Finding]:
+    """A fold-down over full scale (a stereo downmix of the file clips); nothing to fold."""
+    folded = [f for f in reports if f.fold_down is not None]
+    if asked and not folded:
+        return [
+            Finding(
+                "info",
+                "fold_down.none",
+                "no 5.1 or 7.1 file: nothing to fold down to stereo",
+            )
+        ]
+    out: list[Finding] = []
+    for f in folded:
+        assert f.fold_down is not None
+        peak = f.fold_down.levels.sample_peak_dbfs
+        if peak > 0.0:
+            out.append(
+                Finding(
+                    "warning",
+                    "levels.fold_down_over",
+                    f"{f.label} folds down to stereo (Lo/Ro, BS.775-3) over full scale: peak "
+                    f"{peak:+.2f} dBFS; a stereo downmix of it clips",
+                    file=f.label,
+                    advice=f"lower the centre and surrounds of {f.label}, or deliver a "
+                    "separate stereo mix",
+                    value=peak,
+                )
+            )
+    return out
+
+
+def _layout_findings(f: FileReport, lv: FileLevels) -> list[Finding]:
+    if f.channels <= 2 or lv.layout is not None:
+        return []
+    return [
+        Finding(
+            "info",
+            "levels.no_layout",
+            f"{f.label} has {f.channels} channels, a count with no known layout: its loudness "
+            "weighs every channel 1.0 (no LFE left out, no surround weighting)",
+            file=f.label,
+        )
+    ]

@@ -55,6 +55,7 @@ class PresetChoice(StrEnum):
     sync = "sync"
     multitrack = "multitrack"
     performance = "performance"
+    dme = "dme"
 
 
 class FormatChoice(StrEnum):
@@ -243,6 +244,9 @@ def _summary(result: Any, seconds: float, rtf: float) -> None:
         f"({rtf:.0f}x real time): {len(manifest['files'])} files → {result.out_dir}"
     )
     for entry in manifest["files"]:
+        if "peak_dbfs" not in entry:  # a deliverable (NI Stems, preview …): no level of its own
+            typer.echo(f"  {entry['path']}")
+            continue
         peak = entry["peak_dbfs"]
         peak_text = "  silent" if peak is None else f"{peak:8.2f} dBFS"
         clipped = f"  {entry['clipped_samples']} clipped" if entry["clipped_samples"] else ""
@@ -395,7 +399,8 @@ def verify(
         typer.Option(
             "--profile",
             help="Delivery profile: stem-mastering, ebu-r128, streaming, atmos-music, "
-            "broadcast-dme.",
+            "atsc-a85, broadcast-dme, netflix-pm (the printmaster), netflix-me (the M&E), "
+            "ni-stem (a .stem.mp4, by Mixxx's and NI's rules).",
         ),
     ] = None,
     threshold: Annotated[
@@ -412,6 +417,14 @@ def verify(
             "originals are never touched.",
         ),
     ] = None,
+    fold_down: Annotated[
+        bool,
+        typer.Option(
+            "--fold-down",
+            help="Also measure the stereo fold-down (ITU-R BS.775-3 Lo/Ro) of every 5.1/7.1 "
+            "file: loudness and true peak, checked by the profile's level rules.",
+        ),
+    ] = False,
 ) -> None:
     """Verify a stem package from any DAW: null test with diagnosis, levels, delivery profile.
 
@@ -424,7 +437,14 @@ def verify(
     from stemprint.analysis import print_report, repair_package, verify_package
     from stemprint.errors import VerificationFailed
 
-    report = verify_package(inputs, mix=mix, profile=profile, null_threshold_dbfs=threshold)
+    if profile == "ni-stem":  # a .stem.mp4 (or a folder of them): Mixxx's and NI's rules
+        from stemprint.analysis.ni_stem_check import verify_ni_stem_files
+
+        verify_ni_stem_files(inputs, as_json=as_json)
+        return
+    report = verify_package(
+        inputs, mix=mix, profile=profile, null_threshold_dbfs=threshold, fold_down=fold_down
+    )
     if as_json:
         sys.stdout.write(json.dumps(report.to_dict(), indent=2) + "\n")
     else:
@@ -548,10 +568,19 @@ def demo(
     output: Annotated[
         Path, typer.Option("-o", "--output", help="Folder for the demo session and its render.")
     ] = Path("stemprint-demo"),
+    film: Annotated[
+        bool,
+        typer.Option(
+            "--film",
+            help="The film demo instead: a 5.1 scene delivered as DX/MX/FX stems, M&E and "
+            "printmaster (dme preset, Broadcast WAV timecode 01:00:00:00 at 23.976).",
+        ),
+    ] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q")] = False,
 ) -> None:
     """Synthesize the bundled demo song, write its session and render it (OUTPUT/package)."""
     from stemprint.demo import write_demo_session
+    from stemprint.demo_film import write_film_session
     from stemprint.errors import InputError
     from stemprint.export.package import RenderOptions
     from stemprint.model.load import load_session
@@ -565,7 +594,7 @@ def demo(
         )
     output.mkdir(parents=True, exist_ok=True)
     marker.write_text("made by `stemprint demo`; safe to delete\n", "utf-8")
-    session_path = write_demo_session(output)
+    session_path = (write_film_session if film else write_demo_session)(output)
     loaded = load_session(session_path)
     result, seconds, rtf = _render_with_progress(
         loaded, output / "package", RenderOptions(force=True), quiet
@@ -574,6 +603,31 @@ def demo(
         typer.echo(f"demo session: {session_path}")
         _summary(result, seconds, rtf)
     _check_verification(result.manifest)
+
+
+@app.command()
+@handled
+def pack(
+    package: Annotated[Path, typer.Argument(help="A package folder.")],
+    as_zip: Annotated[
+        bool, typer.Option("--zip", help="Write PACKAGE.zip beside the package (the default).")
+    ] = True,
+    bagit: Annotated[
+        bool, typer.Option("--bagit", help="Lay the ZIP out as a BagIt bag (RFC 8493).")
+    ] = False,
+    output: Annotated[
+        Path | None, typer.Option("-o", "--output", help="The ZIP to write.")
+    ] = None,
+    force: Annotated[
+        bool, typer.Option("--force", help="Replace an earlier `stemprint pack` ZIP.")
+    ] = False,
+) -> None:
+    """Pack a package into a deterministic ZIP with checksums.sha256 (sha256sum -c format)."""
+    from stemprint.export.archive import pack_package
+
+    del as_zip  # ZIP is the one archive format
+    written = pack_package(package, out=output, bagit=bagit, force=force)
+    typer.echo(f"packed {package} → {written}")
 
 
 @app.command()
@@ -593,6 +647,186 @@ def schema(
         sys.stdout.write(text)
     else:
         output.write_text(text, encoding="utf-8")
+
+
+@app.command()
+@handled
+def batch(
+    sessions: Annotated[
+        list[Path], typer.Argument(help="Session files (YAML) or DAW projects, one package each.")
+    ],
+    output: Annotated[
+        Path, typer.Option("-o", "--output", help="Folder for the packages and batch.json.")
+    ],
+    scheduler: Annotated[
+        str | None,
+        typer.Option(
+            "--scheduler",
+            help="Address of a running Dask scheduler (tcp://HOST:PORT); default: a local "
+            "cluster of this machine's cores.",
+        ),
+    ] = None,
+    workers: Annotated[
+        int | None,
+        typer.Option(
+            "--workers", min=1, help="Local cluster: worker processes (default: one per core)."
+        ),
+    ] = None,
+    all_regions: Annotated[
+        bool,
+        typer.Option("--all-regions", help="One task per region: OUTPUT/<session>/<region>/."),
+    ] = False,
+    preset: Annotated[
+        PresetChoice | None,
+        typer.Option("--preset", help="Delivery preset (overrides each session's)."),
+    ] = None,
+    bit_depth: Annotated[
+        BitDepthChoice | None,
+        typer.Option("--bit-depth", help="16, 24, 32 or 32f; default: each session's, or 24."),
+    ] = None,
+    file_format: Annotated[
+        FormatChoice | None,
+        typer.Option("--format", help="wav, aiff or flac; default: each session's, or wav."),
+    ] = None,
+    sample_rate: Annotated[
+        int | None,
+        typer.Option("--sample-rate", min=8000, help="Deliver at this rate (soxr VHQ)."),
+    ] = None,
+    force: Annotated[
+        bool, typer.Option("--force", help="Replace existing packages under OUTPUT.")
+    ] = False,
+    allow_plugins: Annotated[
+        bool,
+        typer.Option(
+            "--allow-plugins", help="Allow the sessions to host VST3/AU plug-ins (native code)."
+        ),
+    ] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Only errors.")] = False,
+    media_root: MediaRootOption = None,
+    plugin_map: PluginMapOption = None,
+    strict: StrictOption = False,
+) -> None:
+    """Render many sessions into OUTPUT, one package each, and OUTPUT/batch.json.
+
+    Exit code: 0 when every task is ok, 1 when a verification failed, 2 when an input was bad.
+    """
+    from stemprint.batch import render_many
+    from stemprint.export.package import RenderOptions
+    from stemprint.render.allocator import tune_allocator
+
+    tune_allocator()  # a serial batch renders in this process
+    options = RenderOptions(
+        bit_depth=bit_depth.value if bit_depth else None,
+        preset=preset.value if preset else None,
+        format=file_format.value if file_format else None,
+        sample_rate=sample_rate,
+        allow_plugins=allow_plugins,
+    )
+    with _batch_progress(quiet) as progress:
+        result = render_many(
+            sessions, output, options, all_regions=all_regions, scheduler=scheduler,
+            workers=workers, force=force, media_root=media_root, plugin_map=plugin_map,
+            strict=strict, progress=progress,
+        )  # fmt: skip
+    if not quiet:
+        _batch_summary(result)
+    if result.exit_code:
+        raise typer.Exit(result.exit_code)
+
+
+@contextlib.contextmanager
+def _batch_progress(quiet: bool) -> Iterator[Callable[[Any], None]]:
+    """A progress callback for ``render_many``: a bar of tasks and audio hours on a terminal;
+    notes (rendering serially…) and failed tasks on stderr as they come."""
+
+    def report(event: Any) -> None:
+        record = event.record
+        if record is not None and record["status"] != "ok":
+            _stderr(f"failed (exit {record['exit_code']}): {record['session']}: "
+                    f"{record['message']}", style="red")  # fmt: skip
+
+    if quiet or not sys.stderr.isatty():
+        yield report
+        return
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+    with Progress(
+        TextColumn("batch"),
+        BarColumn(),
+        TextColumn("{task.completed}/{task.total} tasks"),
+        TextColumn("{task.fields[hours]}"),
+        TimeElapsedColumn(),
+        transient=True,
+    ) as bar:
+        task = bar.add_task("batch", total=None, hours="")
+
+        def with_bar(event: Any) -> None:
+            seconds = round(event.audio_seconds)
+            hours = f"{seconds // 3600}:{seconds // 60 % 60:02d}:{seconds % 60:02d} of audio"
+            bar.update(task, completed=event.done, total=event.total, hours=hours)
+            report(event)
+
+        yield with_bar
+
+
+def _batch_summary(result: Any) -> None:
+    """One line per task, then the totals."""
+    for note in result.notes:
+        _stderr(f"note: {note}", style="yellow")
+    for record in result.tasks:
+        verdict = record["verdict"] or "-"
+        package = record["package"] or f"({record['session']}: no package)"
+        typer.echo(
+            f"  {record['status']:<6} {record['exit_code']}  {package:<40} "
+            f"{record['audio_seconds']:8.2f} s audio {record['seconds']:7.2f} s  {verdict}"
+        )
+    ok = sum(1 for r in result.tasks if r["status"] == "ok")
+    workers = f"{result.workers} worker{'s' * (result.workers != 1)}"
+    where = {"local": f"a local cluster of {workers}", "serial": "this process"}
+    typer.echo(
+        f"batch: {ok}/{len(result.tasks)} tasks ok on "
+        f"{where.get(result.runner, f'the scheduler ({workers})')} → {result.summary_path}"
+    )
+
+
+@app.command()
+@handled
+def new(
+    template: Annotated[
+        str,
+        typer.Option(
+            "--template", "-t", help="Bundled template: band, electronic, film-dme, podcast."
+        ),
+    ],
+    output: Annotated[
+        Path, typer.Option("-o", "--output", help="Session file to create (never overwritten).")
+    ],
+    audio: Annotated[
+        Path | None,
+        typer.Option("--audio", help="Folder of audio files to assign to tracks by file name."),
+    ] = None,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Only errors.")] = False,
+) -> None:
+    """Start a session from a bundled template, the audio of a folder assigned to tracks."""
+    from stemprint.templates import new_session
+
+    made = new_session(template, output, audio)
+    if quiet:
+        return
+    for item in made.assigned:
+        typer.echo(f"  {item.file.name} → track {item.track!r} → {item.output}")
+    for unassigned in made.unassigned:
+        _stderr(
+            f"warning: not assigned: {unassigned.file} ({unassigned.reason})", style="yellow"
+        )
+    if made.unassigned:
+        _stderr("  add those under `tracks:` with the `output:` bus they belong to")
+    left = len(made.unassigned)
+    typer.echo(
+        f"wrote {made.path} from template {made.template!r}: {len(made.assigned)} tracks"
+        + (f", {left} file{'s' * (left != 1)} not assigned" if left else "")
+        + f"; check it with `stemprint validate {made.path}`"
+    )
 
 
 def main() -> None:

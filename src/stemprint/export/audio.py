@@ -8,6 +8,11 @@ Scaling: full scale is ``2**(bits-1)``; a float sample ``x`` becomes ``round(x·
 clipped to ``[−2**(bits-1), 2**(bits-1) − 1]``, where ``d`` is TPDF dither (the difference of two
 uniform variables, ±1 LSB peak) when dithering. Reading such a file back as float with
 libsndfile gives ``q / 2**(bits-1)`` exactly.
+
+Broadcast WAV (``bwf``, WAV and RF64 only): the ``bext`` chunk is handed to libsndfile right
+after the file is opened (before the first sample, as libsndfile requires), also when a file is
+rewritten as mono; :meth:`AudioWriter.finish_bwf` appends ``iXML`` and writes the measured
+loudness once the file is closed (``export.bwf``). The audio data is the same with or without.
 """
 
 from __future__ import annotations
@@ -16,11 +21,22 @@ import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
+from stemprint.dsp.layouts import CHANNEL_MASKS, layout_of
+from stemprint.export.bwf import (
+    BWF_CONTAINERS,
+    BextLoudness,
+    BroadcastInfo,
+    finish_file,
+    write_bext,
+)
 from stemprint.units import amplitude_to_db
+
+if TYPE_CHECKING:
+    from stemprint.analysis.meters import FileLevels
 
 BitDepth = Literal["16", "24", "32", "32f"]
 Dither = Literal["auto", "none", "tpdf"]
@@ -93,6 +109,9 @@ class AudioWriter:
     monitor
         Called with every block handed to libsndfile, ``(channels, n)`` float64 holding exactly
         the values a reader decodes (``analysis.live``: the package measured while written).
+    bwf
+        Broadcast WAV metadata for ``bext`` and ``iXML`` (ignored for AIFF and FLAC); finish
+        with :meth:`finish_bwf` after :meth:`close`.
     """
 
     def __init__(
@@ -111,6 +130,7 @@ class AudioWriter:
         wrap_at: int | None = None,
         wrap_tail: int = 0,
         monitor: Callable[[np.ndarray], None] | None = None,
+        bwf: BroadcastInfo | None = None,
     ) -> None:
         import soundfile as sf
 
@@ -127,6 +147,10 @@ class AudioWriter:
         self._rng = np.random.default_rng(zlib.crc32(seed_name.encode("utf-8")))
         self.stats = WriteStats()
         self.subtype = SUBTYPES[bit_depth]
+        if container == "WAV" and channels > 2:
+            # WAVE_FORMAT_EXTENSIBLE with a channel mask: readers know the layout (ffprobe
+            # "5.1"); plain WAV would carry no mask above two channels.
+            container = "WAVEX"
         self.container = container
         try:
             self._file = sf.SoundFile(
@@ -147,6 +171,14 @@ class AudioWriter:
             ) from None
         if self.float_format:
             _drop_peak_chunk(self._file)
+        self.bwf = bwf if container in BWF_CONTAINERS else None
+        self._bwf_finished = False
+        if self.bwf is not None:
+            try:
+                write_bext(self._file, self.bwf, sample_rate, self.bits)
+            except BaseException:
+                self._file.close()
+                raise
         self.sample_rate = sample_rate
         self.render_sample_rate = render_sample_rate or sample_rate
         self._resampler = None
@@ -332,6 +364,8 @@ class AudioWriter:
         self._file.close()
         if self._identical and self._frames_out:
             self._rewrite_mono()
+        if self.container in ("WAVEX", "RF64") and self.channels > 2:
+            set_channel_mask(self.path, CHANNEL_MASKS[layout_of(self.channels)])
 
     def _rewrite_mono(self) -> None:
         """Both channels were identical all along: rewrite the file as mono (exact copy)."""
@@ -345,7 +379,40 @@ class AudioWriter:
                 str(tmp), "w", source.samplerate, 1, self.subtype, format=self.container
             ) as target,
         ):
+            if self.float_format:
+                _drop_peak_chunk(target)
+            if self.bwf is not None:
+                write_bext(target, self.bwf, self.sample_rate, self.bits)
             for block in source.blocks(65536, dtype=integer, always_2d=True):
                 target.write(np.ascontiguousarray(block[:, :1]))
         tmp.replace(self.path)
         self.channels = 1
+
+    def finish_bwf(self, levels: FileLevels | BextLoudness | None = None) -> None:
+        """After :meth:`close`: append the ``iXML`` chunk and write the loudness fields of
+        ``bext`` (``None``: unknown, 0x7FFF). Once; nothing for a file without ``bwf``."""
+        if self.bwf is None or self._bwf_finished:
+            return
+        loudness = levels if isinstance(levels, BextLoudness) else BextLoudness.from_levels(levels)
+        finish_file(self.path, self.bwf, self.sample_rate, self.bits, self.channels, loudness)
+        self._bwf_finished = True
+
+
+def set_channel_mask(path: Path, mask: int) -> None:
+    """Write ``dwChannelMask`` (offset 20 of the ``fmt `` chunk's data, WAVE_FORMAT_EXTENSIBLE).
+
+    libsndfile writes its own default for the channel count (six channels 0x3F, the 5.1 mask;
+    eight channels 0xFF, front-of-centre speakers), and cannot be told another: the 7.1 layout
+    (0x63F, side and rear surrounds) is patched in place after the file is closed.
+    """
+    from stemprint.export.bwf import riff_layout
+
+    fmt = riff_layout(path).find(b"fmt ")
+    if fmt is None or fmt.size < 24:
+        return
+    with path.open("r+b") as handle:
+        handle.seek(fmt.data_offset)
+        if int.from_bytes(handle.read(2), "little") != 0xFFFE:
+            return
+        handle.seek(fmt.data_offset + 20)
+        handle.write(mask.to_bytes(4, "little"))

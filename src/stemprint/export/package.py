@@ -13,6 +13,10 @@ Invariants
 - Every package is verified (unless ``verify=False``): levels of every file, lengths, and the
   null test of every sum relation the render promises (``graph.outputs.SumRelation``); the
   report is stored as ``verification.json`` and returned as ``PackageResult.verification``.
+- Every WAV/RF64 file is a Broadcast WAV (``export.bwf``): ``bext`` with the session's start
+  timecode as TimeReference and ``iXML``; the loudness fields hold the verification's levels
+  (live, or read back and patched after it), 0x7FFF without verification. Every SHA-256 in
+  the manifest is of the file's final bytes.
 """
 
 from __future__ import annotations
@@ -26,7 +30,20 @@ from typing import TYPE_CHECKING, Any, cast
 
 from stemprint.errors import InputError, RenderError
 from stemprint.export.audio import SUBTYPES, AudioWriter, BitDepth, Dither
-from stemprint.export.manifest import ManifestInput, build_manifest, json_db, sum_entries
+from stemprint.export.bwf import (
+    BWF_CONTAINERS,
+    BextLoudness,
+    BroadcastInfo,
+    patch_loudness,
+    session_broadcast_info,
+)
+from stemprint.export.manifest import (
+    ManifestInput,
+    build_manifest,
+    json_db,
+    sha256_file,
+    sum_entries,
+)
 from stemprint.export.paths import file_paths, safe_file_name
 from stemprint.export.publish import (
     check_free_space,
@@ -95,6 +112,8 @@ class RenderOptions:
         master has inserts or gain; ``always``; ``never``.
     rf64_threshold_bytes
         Write RF64 instead of WAV above this data size.
+    report
+        Write ``report.html`` into the package (plots, the routing, a stem player).
     import_report
         The import report (``ImportReport.to_dict()``) of the DAW project the session was
         imported from: written as ``import-report.json``, summarized in the manifest's
@@ -116,6 +135,7 @@ class RenderOptions:
     premaster: str = "auto"
     rf64_threshold_bytes: int = RF64_THRESHOLD_BYTES
     import_report: dict[str, Any] | None = None
+    report: bool = False  # the report helper turns this on when report.html exists
 
 
 @dataclass
@@ -230,6 +250,11 @@ def render_package(
             ) from exc
         raise
     replace_dir(tmp, out_dir)
+    if job.delivery.archive is not None:
+        from stemprint.export.archive import pack_package
+
+        # Beside the published package; an earlier pack of it is ours to replace.
+        pack_package(out_dir, bagit=job.delivery.archive == "bagit", force=True)
     return replace(result, out_dir=out_dir)
 
 
@@ -240,6 +265,7 @@ def session_inputs(loaded: LoadedSession) -> Iterator[Path]:
     checked before anything is compiled or probed.
     """
     yield loaded.path
+    yield from loaded.includes
     base = loaded.base_dir
     session = loaded.session
     for track in session.tracks:
@@ -263,20 +289,36 @@ def _plan_job(loaded: LoadedSession, graph: RenderGraph, options: RenderOptions)
     renderer = Renderer(graph, options.block_size, options.threads, plan.outputs)
     file_rate = delivery.sample_rate or rate
     region_name = region.name if region is not None else None
-    paths = file_paths(renderer.taps, delivery, loaded.session.name, file_rate, region_name)
+    paths = file_paths(
+        renderer.taps, delivery, loaded.session.name, file_rate, region_name, _names(loaded)
+    )
     warnings = [*graph.warnings, *plan.warnings]
     if file_rate != rate:
         warnings.append(
             f"delivered at {file_rate} Hz (rendered at {rate} Hz, resampled with soxr VHQ)"
         )
     container = CONTAINERS[delivery.format]
-    stereo_bytes = extent.length_samples * file_rate / rate * 2 * SAMPLE_BYTES[delivery.bit_depth]
-    if container == "WAV" and stereo_bytes > options.rf64_threshold_bytes:
+    channels = max((tap.spec.channels for tap in renderer.taps), default=2)
+    data_bytes = (
+        extent.length_samples * file_rate / rate * channels * SAMPLE_BYTES[delivery.bit_depth]
+    )
+    if container == "WAV" and data_bytes > options.rf64_threshold_bytes:
         container = "RF64"
     return _Job(
         loaded, graph, options, delivery, region, extent, plan, renderer, paths, container,
         file_rate, tuple(warnings),
     )  # fmt: skip
+
+
+def _names(loaded: LoadedSession) -> dict[str, str]:
+    """What fills the file name template's ``{title}``, ``{version}`` and ``{fps}``."""
+    session = loaded.session
+    meta = session.metadata
+    return {
+        "title": meta.title or session.name,
+        "version": meta.version or "",
+        "frame_rate": str(session.frame_rate or ""),
+    }
 
 
 def _delivery(loaded: LoadedSession, options: RenderOptions) -> ResolvedDelivery:
@@ -322,12 +364,14 @@ def _write_package(
         length = region.length_samples
     content_end = region.length_samples if region is not None else job.graph.end_samples
     warnings = list(job.warnings)
+    loudness = _finish_bwf(writers, live)
     manifest = build_manifest(
         ManifestInput(
             job.loaded, job.graph, job.delivery, job.renderer.taps, job.paths, writers,
             job.plan.sums, warnings, length, max(length - content_end, 0), tmp,
         )
     )  # fmt: skip
+    _bwf_entries(job, manifest, writers, loudness)
     if region is not None:
         manifest["region"] = _region_entry(region)
     if job.options.import_report is not None:
@@ -338,8 +382,37 @@ def _write_package(
     report = None
     if job.options.verify:
         report = _verify(tmp, manifest, live)
+        _patch_read_back_loudness(job, manifest, writers, loudness, report)
+        _write_json(tmp / "manifest.json", manifest)
+    _derived_files(job, tmp, manifest)
+    if job.options.report:
+        from stemprint.report import REPORT_NAME, write_package_report
+
+        write_package_report(tmp, manifest, report)
+        manifest["report"] = REPORT_NAME
         _write_json(tmp / "manifest.json", manifest)
     return PackageResult(tmp, manifest, warnings, report)
+
+
+def _derived_files(job: _Job, tmp: Path, manifest: dict[str, Any]) -> None:
+    """Discrete channel files and the deliverables (NI Stems, previews, handoff sessions),
+    made from the written package; the manifest is rewritten when any is made."""
+    delivery = job.delivery
+    if delivery.channel_files:
+        from stemprint.export.channel_files import write_channel_files
+
+        manifest["channel_files"] = write_channel_files(
+            tmp, manifest["files"], job.bit_depth, job.container, _broadcast_info(job)
+        )
+    if delivery.ni_stem is not None or delivery.previews or delivery.handoff:
+        from stemprint.export.deliverables import DeliverableContext, write_deliverables
+
+        context = DeliverableContext(tmp, manifest, job.loaded, delivery)
+        manifest["files"] = [*manifest["files"], *write_deliverables(context)]
+    if delivery.channel_files or delivery.ni_stem is not None or delivery.previews or (
+        delivery.handoff
+    ):
+        _write_json(tmp / "manifest.json", manifest)
 
 
 def _live_measurement(job: _Job, tmp: Path) -> LiveMeasurement | None:
@@ -378,6 +451,7 @@ def _open_writers(
     lag = until.hold_samples + renderer.block_size + renderer.total_latency_samples if until else 0
     writers: dict[str, AudioWriter] = {}
     try:
+        bwf = _broadcast_info(job)
         for tap in job.renderer.taps:
             path = tmp / job.paths[tap.key]
             path.parent.mkdir(parents=True, exist_ok=True)
@@ -390,11 +464,92 @@ def _open_writers(
                 wrap_at=region.length_samples if region is not None and region.loop else None,
                 wrap_tail=region.render_samples - region.length_samples if region else 0,
                 monitor=live.monitor(path) if live is not None else None,
+                bwf=bwf.for_file(tap.name) if bwf is not None else None,
             )  # fmt: skip
     except BaseException:
         _abandon(writers, live)
         raise
     return writers
+
+
+def _broadcast_info(job: _Job) -> BroadcastInfo | None:
+    """The package's Broadcast WAV info (WAV/RF64 only); a region's files start at its start."""
+    if job.container not in BWF_CONTAINERS:
+        return None
+    loaded = job.loaded
+    info = session_broadcast_info(loaded.session, job.file_rate, file=str(loaded.path))
+    if job.region is None:
+        return info
+    start, rate = job.region.start_sample * job.file_rate, job.graph.sample_rate
+    return info.for_file("", (2 * start + rate) // (2 * rate))  # nearest sample, halves up
+
+
+def _finish_bwf(
+    writers: dict[str, AudioWriter], live: LiveMeasurement | None
+) -> dict[str, BextLoudness | None]:
+    """iXML and the live loudness into every Broadcast WAV (before the SHA-256 is taken).
+
+    Returns the loudness written by tap key; ``None``: not known yet (read back by the
+    verification and patched after it, or unknown without verification)."""
+    written: dict[str, BextLoudness | None] = {}
+    for key, writer in writers.items():
+        if writer.bwf is None:
+            continue
+        levels = None
+        if live is not None:
+            levels = live.file_levels(str(writer.path.resolve()), writer.channels)
+        written[key] = BextLoudness.from_levels(levels).stored() if levels is not None else None
+        writer.finish_bwf(written[key])
+    return written
+
+
+def _bwf_entries(
+    job: _Job,
+    manifest: dict[str, Any],
+    writers: dict[str, AudioWriter],
+    loudness: dict[str, BextLoudness | None],
+) -> None:
+    """``bwf`` of every Broadcast WAV file entry; ``start_timecode`` / ``frame_rate``."""
+    session = job.loaded.session
+    if session.start_timecode is not None:
+        manifest["start_timecode"] = session.start_timecode
+        manifest["frame_rate"] = session.frame_rate
+    by_path = {job.paths[key]: key for key in loudness}
+    for entry in manifest["files"]:
+        key = by_path.get(entry["path"])
+        if key is None:
+            continue
+        info = writers[key].bwf
+        assert info is not None
+        entry["bwf"] = {
+            "time_reference_samples": info.time_reference_samples,
+            "start_timecode": info.start_timecode,
+            "frame_rate": info.frame_rate,
+            "loudness": (loudness[key] or BextLoudness()).to_dict(),
+        }
+
+
+def _patch_read_back_loudness(
+    job: _Job,
+    manifest: dict[str, Any],
+    writers: dict[str, AudioWriter],
+    loudness: dict[str, BextLoudness | None],
+    report: VerificationReport,
+) -> None:
+    """Loudness the live measurement did not give: the verification's, patched into the file,
+    its manifest entry and its SHA-256."""
+    entries = {e["path"]: e for e in manifest["files"]}
+    measured = {str(Path(f.path).resolve()): f.levels for f in report.files}
+    for key in (k for k, v in loudness.items() if v is None):
+        path = writers[key].path
+        levels = measured.get(str(path.resolve()))
+        if levels is None:
+            continue
+        stored = BextLoudness.from_levels(levels).stored()
+        patch_loudness(path, stored)
+        entry = entries[job.paths[key]]
+        entry["bwf"]["loudness"] = stored.to_dict()
+        entry["sha256"] = sha256_file(path)
 
 
 def _abandon(writers: dict[str, AudioWriter], live: LiveMeasurement | None) -> None:

@@ -12,7 +12,7 @@ Invariants
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 from stemprint.errors import InputError
 from stemprint.graph.outputs import ResolvedDelivery
@@ -40,26 +40,62 @@ def safe_file_name(name: str) -> str:
 _FOLDERS = {"stem": "stems", "alt_mix": "mixes", "track": "multitrack"}
 
 
+ASSET_TYPES = {"DX": "DIASTEM", "MX": "MXSTEM", "FX": "FXSTEM"}
+"""``{type}`` of the dialogue, music and effects stems (the streaming platforms' asset names);
+another stem is ``<NAME>STEM``, the mix ``PM`` (printmaster), an alternate mix its name."""
+
+
+def asset_type(role: str, name: str) -> str:
+    """The ``{type}`` placeholder of one file (upper case, no spaces)."""
+    if role == "mix":
+        return "PM"
+    if role == "premaster":
+        return "PREMASTER"
+    compact = "".join(ch for ch in name.upper() if ch.isalnum())
+    if role == "stem":
+        return ASSET_TYPES.get(name.upper(), f"{compact}STEM")
+    return compact
+
+
+def frame_rate_text(frame_rate: str | None) -> str:
+    """``{fps}``: ``23.976`` → ``23976``, ``29.97df`` → ``2997DF``, none → empty."""
+    return (frame_rate or "").replace(".", "").upper()
+
+
+def _tidy(name: str) -> str:
+    """A filled template without the separators of empty placeholders."""
+    name = re.sub(r"_{2,}", "_", name)
+    return name.strip("_- ") or "untitled"
+
+
 def file_paths(
     taps: Sequence[Tap],
     delivery: ResolvedDelivery,
     session_name: str,
     file_rate: int,
     region: str | None = None,
+    names: Mapping[str, str] | None = None,
 ) -> dict[str, str]:
-    """Relative file path of every tap, from the delivery's name template; collisions raise."""
+    """Relative file path of every tap, from the delivery's name template; collisions raise.
+
+    ``names`` fills ``{title}``, ``{version}`` and ``{fps}``. A template with ``{type}`` (the
+    ``dme`` preset's) names every file, the mix and the alternate mixes included.
+    """
     extension = EXTENSIONS[delivery.format]
     paths: dict[str, str] = {}
     seen: dict[str, str] = {}
     counters: dict[str, int] = {}
+    every_file = "{type}" in delivery.file_name
     for tap in taps:
-        if tap.spec.role in ("mix", "premaster"):
+        if tap.spec.role in ("mix", "premaster") and not every_file:
             path = f"{tap.spec.role}.{extension}"
             if region is not None:
                 path = f"{tap.spec.role} - {safe_file_name(region)}.{extension}"
         else:
             counters[tap.spec.role] = counters.get(tap.spec.role, 0) + 1
-            template = delivery.file_name if tap.spec.role == "stem" else "{stem}"
+            template = (
+                delivery.file_name if tap.spec.role == "stem" or every_file else "{stem}"
+            )
             if region is not None and "{region}" not in template:
                 template += " - {region}"
             try:
@@ -72,15 +108,26 @@ def file_paths(
                     preset=delivery.preset or "custom",
                     tap=tap.spec.tap_point,
                     region=region or "",
+                    title=(names or {}).get("title", session_name),
+                    version=(names or {}).get("version", ""),
+                    fps=frame_rate_text((names or {}).get("frame_rate")),
+                    type=asset_type(tap.spec.role, tap.name),
+                    channels=tap.spec.channels,
+                    khz=f"{file_rate / 1000:g}",
+                    bits=delivery.bit_depth.rstrip("f"),
                 )
+                if "{version}" in template or "{fps}" in template:
+                    stem_name = _tidy(stem_name)  # an empty version or frame rate
             except (KeyError, IndexError, ValueError) as exc:
                 raise InputError(
                     f"bad file name template {template!r}: {exc}",
                     field="delivery.file_name",
                     fix="use the placeholders {session} {stem} {index} {sample_rate} "
-                    "{bit_depth} {preset} {tap}",
+                    "{bit_depth} {preset} {tap} {title} {version} {type} {channels} {khz} "
+                    "{bits} {fps}",
                 ) from None
-            path = f"{_FOLDERS[tap.spec.role]}/{safe_file_name(stem_name)}.{extension}"
+            folder = _FOLDERS.get(tap.spec.role)
+            path = f"{folder + '/' if folder else ''}{safe_file_name(stem_name)}.{extension}"
         key = path.lower()  # case-insensitive file systems (macOS, Windows)
         if key in seen:
             raise InputError(

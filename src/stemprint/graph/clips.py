@@ -106,9 +106,7 @@ def plan_clips(loaded: LoadedSession) -> tuple[dict[str, list[ClipPlan]], list[s
         plans[track.name] = []
         for c_index, clip in enumerate(track.clips):
             loc = ("tracks", t_index, "clips", c_index)
-            where = f"{loaded.path}:{loaded.line_of((*loc, 'file')) or '?'}: " + format_location(
-                (*loc, "file")
-            )
+            where = f"{loaded.where((*loc, 'file'))}: " + format_location((*loc, "file"))
             path = (loaded.base_dir / clip.file).resolve()
             if path not in infos:
                 infos[path] = probe_audio(path, where)

@@ -33,10 +33,12 @@ from stemprint.dsp.inserts import (
 from stemprint.errors import InputError, SessionError
 from stemprint.graph.clips import plan_clips
 from stemprint.graph.latency import compensate, probe_chains
+from stemprint.graph.layouts import resolve_layouts
 from stemprint.graph.routing import Routing
 from stemprint.graph.types import Edge, Node, RenderGraph, Stem, TapPoint
 from stemprint.model.load import LoadedSession
 from stemprint.model.session import MASTER, Bus, Insert, Master, Track
+from stemprint.model.timecode import session_timecode
 from stemprint.units import db_to_linear
 
 
@@ -53,10 +55,12 @@ def compile_session(loaded: LoadedSession, allow_plugins: bool = False) -> Rende
         With the file, field and fix.
     """
     session = loaded.session
+    session_timecode(session, str(loaded.path))  # a bad start_timecode is an error here
     plans, warnings = plan_clips(loaded)
     nodes = _route_nodes(loaded, plans, allow_plugins)
     keys = _sidechains(nodes)
     nodes = {k: replace(n, inputs=_inputs(loaded, k), keys=keys[k]) for k, n in nodes.items()}
+    nodes = resolve_layouts(loaded, nodes)
     order = _topological_order(nodes, str(loaded.path))
     audible = _audible(loaded, nodes)
     ordered = [replace(nodes[key], audible=audible.get(key, True)) for key in order]
@@ -160,7 +164,9 @@ def _inputs(loaded: LoadedSession, key: str) -> tuple[Edge, ...]:
                     else "post_fader"
                 )
                 gain = db_to_linear(send.level_db) * (-1.0 if send.invert_polarity else 1.0)
-                edges.append(Edge(source, tap, gain, "send", target=send.to, pan=send.pan))
+                edges.append(
+                    Edge(source, tap, gain, "send", target=send.to, pan=send.pan, lfe=send.lfe)
+                )
     return tuple(edges)
 
 
@@ -284,9 +290,8 @@ def _inserts(
 ) -> tuple[InsertSpec, ...]:
     specs = []
     for i, insert in enumerate(inserts):
-        line = loaded.line_of((*loc, "inserts", i))
         where = (
-            f"{loaded.path}:{line or '?'}: "
+            f"{loaded.where((*loc, 'inserts', i))}: "
             f"{'.'.join(str(p) if isinstance(p, str) else f'[{p}]' for p in loc)}"
             f".inserts[{i}] ({route_name!r}, {insert.type})"
         ).replace(".[", "[")

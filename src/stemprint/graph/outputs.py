@@ -30,8 +30,8 @@ from __future__ import annotations
 
 import fnmatch
 import re
-from dataclasses import dataclass
-from typing import Literal
+from dataclasses import dataclass, replace
+from typing import Any, Literal
 
 from stemprint.errors import SessionError
 from stemprint.graph.types import Node, RenderGraph
@@ -49,7 +49,15 @@ PRESETS: dict[str, dict[str, object]] = {
     "sync": {"tap": "post_fader", "returns": "separate"},
     "multitrack": {"multitrack": "post_fader", "stems": False},
     "performance": {"tap": "via_master", "returns": "split", "peak_limit_dbfs": -3.0},
+    "dme": {"tap": "post_fader", "returns": "split", "bit_depth": "24",
+            "file_name": "{title}_{version}_{type}_{channels}ch_{khz}k_{bits}b_{fps}"},
 }  # fmt: skip
+
+DME_STEMS = ("DX", "MX", "FX")
+"""The stems a ``dme`` delivery needs (dialogue, music, effects); others may follow."""
+
+ME_MIX = "ME"
+"""Name of the ``dme`` preset's M&E: every route but the dialogue, through the master."""
 
 #: Insert types whose output is linear in their input (superposition holds), so a bus split by
 #: stems still sums back exactly. A sidechain compressor keyed from another route is linear in
@@ -87,6 +95,11 @@ class ResolvedDelivery:
     mono_stems: bool
     peak_limit_dbfs: float | None
     file_name: str
+    channel_files: bool = False
+    ni_stem: Any = None
+    previews: tuple[Any, ...] = ()
+    handoff: tuple[str, ...] = ()
+    archive: str | None = None
 
 
 @dataclass(frozen=True)
@@ -198,6 +211,11 @@ def resolve_delivery(delivery: Delivery, tail_seconds: float) -> ResolvedDeliver
         mono_stems=bool(pick("mono_stems", False)),
         peak_limit_dbfs=pick("peak_limit_dbfs", None),  # type: ignore[arg-type]
         file_name=str(pick("file_name", "{stem}")),
+        channel_files=bool(pick("channel_files", False)),
+        ni_stem=delivery.ni_stem,
+        previews=tuple(delivery.previews or ()),
+        handoff=tuple(delivery.handoff or ()),
+        archive=delivery.archive,
     )
 
 
@@ -301,7 +319,10 @@ def plan_outputs(
         )  # fmt: skip
     stems = _stem_outputs(loaded, graph, routing, delivery, warnings) if delivery.stems else []
     outputs += stems
-    for name, tracks, own_keys in _mixes(loaded, routing, delivery, warnings):
+    mixes = _mixes(loaded, routing, delivery, warnings)
+    if delivery.preset == "dme":
+        mixes += _dme_mixes(loaded, stems, mixes)
+    for name, tracks, own_keys in mixes:
         outputs.append(
             OutputSpec(f"mix:{name}", "alt_mix", name, "master_out", tracks=tracks,
                        routes=tuple(sorted(tracks)), tap_point="master", own_keys=own_keys)
@@ -309,7 +330,19 @@ def plan_outputs(
     outputs += _multitrack(loaded, graph, delivery)
     _check_unique(loaded, outputs)
     sums = _sum_relations(graph, outputs, stems)
-    return OutputPlan(delivery, tuple(outputs), sums, tuple(warnings))
+    if delivery.preset == "dme":
+        sums += _me_relation(graph, outputs, stems)
+    return OutputPlan(delivery, in_master_layout(graph, outputs), sums, tuple(warnings))
+
+
+def in_master_layout(graph: RenderGraph, outputs: list[OutputSpec]) -> tuple[OutputSpec, ...]:
+    """Every output in the master's layout (what the mix and the stems are printed in), but a
+    dry multitrack file, which is the track's own source."""
+    channels = graph.master.channels
+    return tuple(
+        o if o.kind == "track_source" or o.channels == channels else replace(o, channels=channels)
+        for o in outputs
+    )
 
 
 def _processes(master: Node) -> bool:
@@ -620,4 +653,55 @@ def default_outputs(graph: RenderGraph) -> tuple[OutputSpec, ...]:
             OutputSpec(f"stem:{stem.name}", "stem", stem.name, "contribution", tracks=tracks,
                        owned=(stem.route,), routes=stem.routes, sums_to_premaster=True)
         )  # fmt: skip
-    return tuple(outputs)
+    return in_master_layout(graph, outputs)
+
+
+def _dme_mixes(
+    loaded: LoadedSession, stems: list[OutputSpec], mixes: list[tuple[str, frozenset[str], bool]]
+) -> list[tuple[str, frozenset[str], bool]]:
+    """The ``dme`` preset's M&E: every stem's tracks but the dialogue's, keys from the full
+    session (so the M&E is the music and effects of the printmaster, to the sample)."""
+    names = {s.name for s in stems}
+    missing = [n for n in DME_STEMS if n not in names]
+    if missing:
+        raise SessionError(
+            f"the dme delivery needs stems named DX, MX and FX; {', '.join(missing)} "
+            f"{'is' if len(missing) == 1 else 'are'} missing (stems: "
+            f"{', '.join(sorted(names)) or 'none'})",
+            file=str(loaded.path),
+            field="stems",
+            fix="name the dialogue, music and effects buses DX, MX and FX, or define `stems:` "
+            "with those names",
+        )
+    if any(name == ME_MIX for name, _t, _k in mixes):
+        return []  # the session defines its own M&E
+    tracks = frozenset().union(*(s.tracks or frozenset() for s in stems if s.name != "DX"))
+    return [(ME_MIX, frozenset(tracks), False)]
+
+
+def _me_relation(
+    graph: RenderGraph, outputs: list[OutputSpec], stems: list[OutputSpec]
+) -> tuple[SumRelation, ...]:
+    """M&E = every stem but DX (exact when the master bus leaves its input as it is)."""
+    if not any(o.key == f"mix:{ME_MIX}" for o in outputs):
+        return ()
+    parts = tuple(s.key for s in stems if s.name != "DX" and s.tap_point == "post_fader")
+    dialogue = next((s.tracks or frozenset() for s in stems if s.name == "DX"), frozenset())
+    shared = [s.name for s in stems if s.name != "DX" and (s.tracks or frozenset()) & dialogue]
+    if shared:
+        return (
+            SumRelation("M&E", parts, f"mix:{ME_MIX}", False,
+                        f"{', '.join(shared)} also holds dialogue (a shared return printed on "
+                        "its own); split the returns so the M&E is exactly MX + FX"),
+        )  # fmt: skip
+    if _processes(graph.master):
+        return (
+            SumRelation("M&E", parts, f"mix:{ME_MIX}", False,
+                        "the M&E went through the master bus, which processes it; the stems "
+                        "did not"),
+        )  # fmt: skip
+    return (
+        SumRelation("M&E", parts, f"mix:{ME_MIX}", True,
+                    "the M&E is every stem but the dialogue, through a master bus that leaves "
+                    "its input as it is"),
+    )  # fmt: skip

@@ -22,6 +22,7 @@ from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, Literal
 
 from stemprint.dsp.inserts import InsertSpec
+from stemprint.dsp.layouts import channel_count
 
 if TYPE_CHECKING:
     from stemprint.graph.clips import ClipPlan
@@ -58,6 +59,11 @@ class Edge:
         For a send: the receiving bus's name (for send-level automation).
     pan
         For a send: its balance, −1 … +1 (``dsp.strip.balance``).
+    source_layout, target_layout
+        The layout of the tapped signal and the layout it arrives in (``dsp.layouts``; the
+        edge converts between them). A key edge does not convert.
+    lfe
+        An LFE send: the mean of the source's channels into the target's LFE channel only.
     """
 
     source: str
@@ -68,6 +74,14 @@ class Edge:
     insert_index: int | None = None
     target: str = ""
     pan: float = 0.0
+    source_layout: str = "stereo"
+    target_layout: str = "stereo"
+    lfe: bool = False
+
+    @property
+    def channels(self) -> int:
+        """Channels of the edge's signal where it arrives."""
+        return channel_count(self.target_layout)
 
 
 @dataclass(frozen=True)
@@ -92,6 +106,16 @@ class Node:
         Fader, pan and polarity (a muted master has gain 0).
     pan_law
         ``auto``, ``constant_power`` or ``balance`` (``dsp.strip``).
+    layout
+        The layout of the node's own signal (its input, inserts and pre-fader taps): a track's
+        ``mono`` or ``stereo`` source, a bus's or the master's declared layout.
+    post_layout
+        The layout after fader and pan: the surround layout a mono or stereo route is panned
+        into (its output is a 5.1/7.1 bus), ``mono`` into a mono bus, a surround route's own
+        layout, else ``stereo``.
+    surround
+        Surround panner gains ``(post channels, channels)`` when the route pans into a surround
+        layout (``dsp.layouts.surround_pan_matrix``), else ``None``.
     channels
         Input channels (tracks: 1 if every clip is mono, else 2; buses: 2).
     output
@@ -137,6 +161,14 @@ class Node:
     latency_samples: int = 0
     automation: Mapping[str, Any] = field(default_factory=lambda: EMPTY)
     pan_law: str = "auto"
+    layout: str = "stereo"
+    post_layout: str = "stereo"
+    surround: Any = None
+
+    @property
+    def post_channels(self) -> int:
+        """Channels after fader and pan."""
+        return channel_count(self.post_layout)
 
     def source_latency_samples(self, tap: str) -> int:
         """Latency of this node's signal at ``tap`` (a pre-FX tap is ahead of its inserts)."""

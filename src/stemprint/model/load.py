@@ -2,12 +2,16 @@
 
 YAML is parsed with ``yaml.SafeLoader`` only: a session file is data and can never construct
 Python objects or run code. Errors name the file, the line, the field and the fix.
+
+A session may ``include:`` other YAML files (``model.include``: merge rules, cycles refused); every
+value then keeps the file it was written in as well as its line, so an error about a value from
+an included file names that file and its line.
 """
 
 from __future__ import annotations
 
 import difflib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +19,7 @@ import yaml
 from pydantic import ValidationError
 
 from stemprint.errors import SessionError
+from stemprint.model.include import has_includes, resolve_includes
 from stemprint.model.session import MASTER, Session
 
 Location = tuple[str | int, ...]
@@ -32,11 +37,18 @@ class LoadedSession:
         The session file; clip paths are relative to its folder.
     lines
         1-based line of each field's value, by location path, for error messages.
+    files
+        The file each value was written in, by location path, where it is not ``path`` (a
+        value from an included file).
+    includes
+        Every file the session includes, directly or not (resolved paths).
     """
 
     session: Session
     path: Path
     lines: dict[Location, int]
+    files: dict[Location, Path] = field(default_factory=dict)
+    includes: tuple[Path, ...] = ()
 
     @classmethod
     def from_session(cls, session: Session, path: str | Path) -> LoadedSession:
@@ -56,22 +68,38 @@ class LoadedSession:
 
     def line_of(self, location: Location) -> int | None:
         """Line of the deepest known ancestor of ``location``."""
-        loc = tuple(location)
-        while loc:
-            if loc in self.lines:
-                return self.lines[loc]
-            loc = loc[:-1]
-        return None
+        known = _known_ancestor(self.lines, location)
+        return None if known is None else self.lines[known]
+
+    def file_of(self, location: Location) -> Path:
+        """The file that defines ``location`` (its deepest known ancestor): the session file,
+        or the included file the value comes from."""
+        known = _known_ancestor(self.lines, location)
+        return self.path if known is None else self.files.get(known, self.path)
+
+    def where(self, location: Location) -> str:
+        """``file:line`` of ``location`` for messages (``file:?`` when the line is unknown)."""
+        return f"{self.file_of(location)}:{self.line_of(location) or '?'}"
 
     def error(self, message: str, location: Location, fix: str | None = None) -> SessionError:
-        """A :class:`SessionError` pointing at ``location`` inside this session file."""
+        """A :class:`SessionError` pointing at ``location``, in the file that defines it."""
         return SessionError(
             message,
-            file=str(self.path),
+            file=str(self.file_of(location)),
             field=format_location(location),
             line=self.line_of(location),
             fix=fix,
         )
+
+
+def _known_ancestor(lines: dict[Location, int], location: Location) -> Location | None:
+    """The deepest ancestor of ``location`` (itself included) that ``lines`` knows."""
+    loc = tuple(location)
+    while loc:
+        if loc in lines:
+            return loc
+        loc = loc[:-1]
+    return None
 
 
 def format_location(location: Location) -> str:
@@ -100,8 +128,8 @@ def _line_map(node: yaml.Node, location: Location, out: dict[Location, int]) -> 
             _line_map(item, (*location, index), out)
 
 
-def parse_session_text(text: str, path: Path) -> LoadedSession:
-    """Parse and validate session YAML ``text``; ``path`` is used for messages and clip paths."""
+def _compose(text: str, path: Path) -> tuple[yaml.Node | None, Any]:
+    """Parse YAML ``text`` (of the file ``path``) into its root node and its data."""
     try:
         # Compose once (the nodes carry line numbers for messages), construct the data from
         # them with the safe constructor only; libyaml's parser when present (10x faster).
@@ -122,6 +150,13 @@ def parse_session_text(text: str, path: Path) -> LoadedSession:
         ) from None
     except yaml.YAMLError as exc:
         raise SessionError(f"YAML error: {exc}", file=str(path)) from None
+    return root, data
+
+
+def parse_session_text(text: str, path: Path) -> LoadedSession:
+    """Parse and validate session YAML ``text``; ``path`` is used for messages and clip paths
+    (and ``include:`` paths start in its folder)."""
+    root, data = _compose(text, path)
     if not isinstance(data, dict):
         raise SessionError(
             "a session file must be a YAML mapping with `stemprint: 1`, `tracks:` and so on",
@@ -129,13 +164,19 @@ def parse_session_text(text: str, path: Path) -> LoadedSession:
             fix="start from the session `stemprint demo` writes, or see `stemprint schema`",
         )
     lines: dict[Location, int] = {}
-    if root is not None:
+    files: dict[Location, Path] = {}
+    includes: tuple[Path, ...] = ()
+    if root is not None and has_includes(data):
+        resolved = resolve_includes(root, data, path, _compose)
+        data, lines, includes = resolved.data, resolved.lines, tuple(resolved.includes)
+        files = {loc: file for loc, file in resolved.files.items() if file != path}
+    elif root is not None:
         _line_map(root, (), lines)
     try:
         session = Session.model_validate(data)
     except ValidationError as exc:
-        raise _from_validation_error(exc, path, lines) from None
-    loaded = LoadedSession(session=session, path=path, lines=lines)
+        raise _from_validation_error(exc, path, lines, files) from None
+    loaded = LoadedSession(session=session, path=path, lines=lines, files=files, includes=includes)
     check_references(loaded)
     return loaded
 
@@ -160,21 +201,22 @@ def load_session(path: str | Path) -> LoadedSession:
 
 
 def _from_validation_error(
-    exc: ValidationError, path: Path, lines: dict[Location, int]
+    exc: ValidationError,
+    path: Path,
+    lines: dict[Location, int],
+    files: dict[Location, Path] | None = None,
 ) -> SessionError:
+    files = files or {}
     messages = []
     first_line = None
     first_field = None
+    first_file = path
     for err in exc.errors():
         loc = tuple(p for p in err["loc"] if not (isinstance(p, str) and p.startswith("function-")))
         where = format_location(loc)
-        line = None
-        probe = loc
-        while probe:
-            if probe in lines:
-                line = lines[probe]
-                break
-            probe = probe[:-1]
+        known = _known_ancestor(lines, loc)
+        line = lines[known] if known is not None else None
+        file = files.get(known, path) if known is not None else path
         msg = err["msg"]
         if msg.startswith("Value error, "):
             msg = msg[len("Value error, ") :]
@@ -190,14 +232,16 @@ def _from_validation_error(
         elif err["type"] == "missing":
             msg = "required field is missing"
         if first_line is None:
-            first_line, first_field = line, where
+            first_line, first_field, first_file = line, where, file
         prefix = f"line {line}: " if line else ""
+        if file != path:
+            prefix = f"{file}:{line}: " if line else f"{file}: "
         messages.append(f"{prefix}{where}: {msg}" if where else f"{prefix}{msg}")
     if len(messages) == 1:
         text = messages[0].split(": ", 2)[-1] if first_field else messages[0]
         return SessionError(
             text,
-            file=str(path),
+            file=str(first_file),
             field=first_field or None,
             line=first_line,
             fix="see `stemprint schema` for every field and its type",

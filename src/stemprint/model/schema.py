@@ -74,6 +74,12 @@ def session_json_schema() -> dict[str, Any]:
     schema = Session.model_json_schema()
     schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
     schema["title"] = "stemprint session (format version 1)"
+    # `include:` is merged before validation (model.include), so the model has no field for it.
+    schema.setdefault("properties", {})["include"] = {
+        "description": "YAML files merged into this session (a path or a list, relative to "
+        "this file); this file wins.",
+        "anyOf": [{"type": "string"}, {"type": "array", "items": {"type": "string"}}],
+    }
     defs = schema.get("$defs", {})
     # Positions and lengths are usually written as numbers (seconds) or strings ("17.1.0",
     # "480smp", "2 bars"); the model parses those before validation, so say so to editors.

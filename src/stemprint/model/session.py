@@ -8,6 +8,7 @@ send tap points and stem semantics that the engines implement.
 from __future__ import annotations
 
 import math
+import re
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
@@ -22,6 +23,10 @@ from stemprint.model.timebase import (
 
 FadeShapeName = Literal["linear", "equal_power", "exponential"]
 PanLawName = Literal["auto", "constant_power", "balance"]
+LayoutName = Literal["mono", "stereo", "5.1", "7.1"]
+FRAME_RATES = ("23.976", "24", "25", "29.97", "29.97df", "30")
+MP3_BITRATES_KBPS = (32, 40, 48, 56, 64, 80, 96, 112, 128, 160, 192, 224, 256, 320)
+"""MPEG-1 Layer III bit rates (ISO/IEC 11172-3): anything else is rounded by the encoder."""
 
 MASTER = "master"
 """The reserved route name of the master bus, used in ``output`` fields."""
@@ -149,6 +154,11 @@ class Send(_Model):
         "pan (REAPER's pre-FX receive). Implies pre-fader.",
     )
     invert_polarity: bool = Field(False, description="Flip the send's polarity.")
+    lfe: bool = Field(
+        False,
+        description="Feed only the receiving bus's LFE channel, with the mean of the route's "
+        "channels (after its inserts; its fader too unless pre_fader).",
+    )
     pan: float = Field(
         0.0,
         ge=-1.0,
@@ -192,6 +202,25 @@ class AutomationLaneDef(_Model):
         return value
 
 
+class SurroundPan(_Model):
+    """How a mono or stereo route is panned into a 5.1 or 7.1 output (``dsp.layouts``)."""
+
+    azimuth_deg: float | None = Field(
+        None,
+        ge=-180.0,
+        le=180.0,
+        description="Direction, degrees: 0 front centre, -30 L, 30 R, -110 Ls, 110 Rs; "
+        "default: from `pan` (-1..+1 → -30..+30).",
+    )
+    divergence: float = Field(
+        0.0, ge=0.0, le=1.0, description="Spread into L, C and R at constant power (0 = none)."
+    )
+    use_center: bool = Field(True, description="false: pan across L and R only (no C).")
+    width_deg: float = Field(
+        60.0, ge=0.0, le=360.0, description="A stereo source's spread between its two sides."
+    )
+
+
 class _Strip(_Model):
     """What tracks and buses share: inserts, fader, pan, mute/solo, sends, output."""
 
@@ -204,6 +233,9 @@ class _Strip(_Model):
         description="auto (default): mono sources constant-power (−3 dB centre), stereo sources "
         "balance; constant_power: the same, pinned; balance: a 0 dB-centre balance for mono "
         "sources too (a mono source on both sides at unity, then the stereo balance).",
+    )
+    surround: SurroundPan | None = Field(
+        None, description="Surround panner, when the route outputs into a 5.1 or 7.1 bus."
     )
     mute: bool = False
     solo: bool = Field(False, description="Solo in place: the routes it feeds stay audible.")
@@ -240,13 +272,18 @@ class Track(_Strip):
 
 
 class Bus(_Strip):
-    """A stereo bus: a group (tracks output to it) or a return (fed by sends)."""
+    """A bus: a group (tracks output to it) or a return (fed by sends), in its layout."""
+
+    layout: LayoutName = Field(
+        "stereo", description='Channel layout: mono, stereo, "5.1" (L R C LFE Ls Rs) or "7.1".'
+    )
 
 
 class Master(_Model):
     """The master bus: the sum of every route that outputs to it, then inserts, fader, pan."""
 
     gain_db: float = Field(0.0, description="Master fader gain in dB.")
+    layout: LayoutName = Field("stereo", description="The mix's channel layout.")
     inserts: list[Insert] = Field(default_factory=list)
     pan: float = Field(0.0, ge=-1.0, le=1.0, description="Master balance, -1 .. +1.")
     mute: bool = Field(False, description="Mute the master: the mix is silent, stems are not.")
@@ -310,12 +347,75 @@ class TailPolicy(_Model):
         return _finite_non_negative(value, info.field_name)
 
 
+class NiStemDef(_Model):
+    """A Native Instruments Stems file (``.stem.mp4``): the mix and exactly four stems."""
+
+    codec: Literal["alac", "aac"] = Field(
+        "alac", description="alac (lossless, default) or aac (256 kb/s; Traktor on Windows)."
+    )
+    stems: list[str] = Field(
+        min_length=4,
+        max_length=4,
+        description="The four stems of the package, in order (default NI order: Drums, Bass, "
+        "Other, Vocals); they must sum to the premaster (returns split).",
+    )
+    colors: list[str] | None = Field(
+        None, description="Four #RRGGBB colours (default: NI's Drums/Bass/Other/Vocals colours)."
+    )
+    bitrate_kbps: int = Field(256, gt=0, le=512, description="AAC bit rate.")
+
+    @field_validator("colors", mode="after")
+    @classmethod
+    def _colors(cls, value: list[str] | None) -> list[str] | None:
+        if value is None:
+            return value
+        if len(value) != 4 or not all(re.fullmatch(r"#[0-9A-Fa-f]{6}", c) for c in value):
+            raise ValueError('colors are four "#RRGGBB" values, one per stem')
+        return value
+
+
+class PreviewNormalize(_Model):
+    """Loudness matching of a preview, Spotify-style: gain to the target, capped at the ceiling."""
+
+    target_lufs: float = Field(-14.0, description="Integrated loudness to reach (BS.1770).")
+    ceiling_dbtp: float = Field(-1.0, description="True peak never above this after the gain.")
+
+
+class PreviewDef(_Model):
+    """An encoded preview of the mix (and optionally of every stem)."""
+
+    format: Literal["mp3", "opus", "aac"] = Field("mp3", description="mp3, opus or aac.")
+    bitrate_kbps: int = Field(
+        320,
+        gt=0,
+        le=512,
+        description="Bit rate: mp3 one of 32 40 48 56 64 80 96 112 128 160 192 224 256 320; "
+        "opus 6-510; aac up to 512.",
+    )
+    normalize: PreviewNormalize | None = Field(
+        None, description="Loudness-match the preview (no limiter: gain capped by true peak)."
+    )
+    stems: bool = Field(False, description="Also encode every stem.")
+
+    @model_validator(mode="after")
+    def _bitrate(self) -> PreviewDef:
+        rate = self.bitrate_kbps
+        if self.format == "mp3" and rate not in MP3_BITRATES_KBPS:
+            raise ValueError(
+                f"mp3 has no {rate} kb/s; use one of "
+                + " ".join(str(r) for r in MP3_BITRATES_KBPS)
+            )
+        if self.format == "opus" and not 6 <= rate <= 510:
+            raise ValueError(f"opus takes 6 to 510 kb/s, not {rate}")
+        return self
+
+
 class Delivery(_Model):
     """What the package holds and how it is written (all optional; presets set several)."""
 
-    preset: Literal["mastering", "mixing", "remix", "sync", "multitrack", "performance"] | None = (
-        Field(None, description="One word that sets the fields below (explicit fields win).")
-    )
+    preset: (
+        Literal["mastering", "mixing", "remix", "sync", "multitrack", "performance", "dme"] | None
+    ) = Field(None, description="One word that sets the fields below (explicit fields win).")
     tap: TapPointName | None = Field(None, description="Default tap point of the stems.")
     returns: Literal["separate", "split"] | None = Field(
         None,
@@ -339,10 +439,30 @@ class Delivery(_Model):
     peak_limit_dbfs: float | None = Field(
         None, description="Warn when a stem peaks above this (mastering: -3 dBFS)."
     )
+    ni_stem: NiStemDef | None = Field(
+        None, description="Also write a Native Instruments Stems file (.stem.mp4)."
+    )
+    previews: list[PreviewDef] | None = Field(
+        None, description="Encoded previews (MP3, Opus, AAC), loudness-matched if asked."
+    )
+    handoff: list[Literal["dawproject", "rpp"]] | None = Field(
+        None,
+        description="DAW sessions placing every printed file at 0, unity gain, for the "
+        "recipient to open: dawproject, rpp.",
+    )
+    archive: Literal["zip", "bagit"] | None = Field(
+        None, description="Also pack the package: zip (with checksums.sha256) or bagit."
+    )
+    channel_files: bool | None = Field(
+        None,
+        description="Also write every multichannel file as one mono file per channel "
+        "(channels/<name>.L.wav, .R, .C, .LFE, .Ls, .Rs), as film deliveries ask.",
+    )
     file_name: str | None = Field(
         None,
         description="Template for stem file names: {session} {stem} {index} {sample_rate} "
-        "{bit_depth} {preset} {tap}.",
+        "{bit_depth} {preset} {tap} {title} {version} {type} {channels} {khz} {bits} {fps}; "
+        "a template with {type} names every file (the dme preset's).",
     )
 
 
@@ -368,8 +488,50 @@ class RegionDef(_Model):
         return value
 
 
+class Metadata(_Model):
+    """Who and what the delivery is: written into Broadcast WAV (``bext``, ``iXML``) and names."""
+
+    title: str | None = Field(None, description="Title (default: the session name).")
+    version: str | None = Field(None, description="Version or episode, e.g. v03 or s02e02.")
+    description: str | None = Field(
+        None, max_length=256, description="bext Description (256 characters at most)."
+    )
+    originator: str | None = Field(
+        None, max_length=32, description="bext Originator (default: stemprint)."
+    )
+    originator_reference: str | None = Field(
+        None, max_length=32, description="bext OriginatorReference (32 characters at most)."
+    )
+    project: str | None = Field(None, description="iXML PROJECT.")
+    scene: str | None = Field(None, description="iXML SCENE.")
+    take: str | None = Field(None, description="iXML TAKE.")
+    tape: str | None = Field(None, description="iXML TAPE (reel).")
+    note: str | None = Field(None, description="iXML NOTE.")
+
+
 class Session(_Model):
     """A stemprint session, format version 1."""
+
+    start_timecode: str | None = Field(
+        None,
+        description='Timecode of timeline 0, "HH:MM:SS:FF" (";" before the frames for drop '
+        "frame); written into every Broadcast WAV (bext TimeReference, iXML).",
+    )
+    frame_rate: float | str | None = Field(
+        None,
+        description="Frame rate of start_timecode: 23.976, 24, 25, 29.97, 29.97df or 30.",
+    )
+    metadata: Metadata = Field(default_factory=Metadata)
+
+    @field_validator("frame_rate", mode="after")
+    @classmethod
+    def _frame_rate(cls, value: float | str | None) -> str | None:
+        if value is None:
+            return None
+        text = f"{value:g}" if isinstance(value, float) else str(value).strip().lower()
+        if text not in FRAME_RATES:
+            raise ValueError(f"frame_rate {value!r} is not one of {', '.join(FRAME_RATES)}")
+        return text
 
     tempo_bpm: float = Field(
         120.0, gt=0, description="Tempo from bar 1 (quarter notes per minute), for bar positions."

@@ -272,7 +272,7 @@ class Renderer:
                 if ("pre", instance.key) in needed:
                     shipped.append(("pre", instance.key, runner.output_channels(instance)))
                 if ("post", instance.key) in needed:
-                    shipped.append(("post", instance.key, 2))
+                    shipped.append(("post", instance.key, instance.node.post_channels))
         return shipped
 
 

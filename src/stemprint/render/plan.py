@@ -172,13 +172,21 @@ class RenderPlan:
         for instance in self.instances.values():
             for edge, source in (*instance.inputs, *instance.keys):
                 if source is not None:
-                    needed.add((signal_kind(edge.tap), source))
+                    needed.add((edge_signal_kind(edge), source))
         return needed
 
 
 def signal_kind(tap: str) -> str:
     """The block-state signal an edge's tap reads: ``post``, ``pre`` or ``input``."""
     return {"post_fader": "post", "pre_fader": "pre", "pre_inserts": "input"}[tap]
+
+
+def edge_signal_kind(edge: Edge) -> str:
+    """The block-state signal an edge reads (a post-fader LFE send reads ``pre``: it applies
+    the fader itself, to the mean of the channels before pan)."""
+    if edge.lfe and edge.tap == "post_fader":
+        return "pre"
+    return signal_kind(edge.tap)
 
 
 def _levels(

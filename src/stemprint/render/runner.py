@@ -32,10 +32,17 @@ import numpy as np
 from stemprint.dsp.automation import gain_db_lane_to_linear, mute_ramp, mute_ramp_samples
 from stemprint.dsp.chain import InsertChain
 from stemprint.dsp.delay import DelayLine
+from stemprint.dsp.layouts import convert, layout_of, lfe_index
 from stemprint.dsp.strip import balance, fader_pan, fader_pan_automated, to_stereo
 from stemprint.errors import RenderError
 from stemprint.graph.types import Edge, Node, RenderExtent
-from stemprint.render.plan import Instance, InstanceKey, RenderPlan, signal_kind, source_key
+from stemprint.render.plan import (
+    Instance,
+    InstanceKey,
+    RenderPlan,
+    edge_signal_kind,
+    source_key,
+)
 from stemprint.render.sources import ClipReader
 
 
@@ -67,7 +74,8 @@ class _DelayedEdge:
     """A delayed edge's signal from one source instance, computed once per block."""
 
     def __init__(self, edge: Edge) -> None:
-        self.delay = DelayLine(2, edge.delay_samples)
+        self.delay_samples = edge.delay_samples
+        self.delay: DelayLine | None = None  # sized by the first block (its channels)
         self.lock = threading.Lock()
         self.next_block = 0
         self.signals: dict[int, np.ndarray] = {}
@@ -167,7 +175,7 @@ class BlockRunner:
             if strip.source_delay is not None:
                 x = strip.source_delay.process(x)
         else:
-            x = np.zeros((2, self.block_size))
+            x = np.zeros((node.channels, self.block_size))
             for edge, source in instance.inputs:
                 np.add(x, self.edge_signal(edge, source, state, block), out=x)
         self._process(instance, strip, x, state, block)
@@ -188,7 +196,9 @@ class BlockRunner:
             x = strip.bypass.process(x)
         state.pre[instance.key] = x
         if node.kind == "master":
-            out = self._master_strip(node, to_stereo(x), start)
+            out = self._master_strip(node, to_stereo(x) if node.layout == "stereo" else x, start)
+        elif node.surround is not None or node.post_layout != "stereo":
+            out = self._layout_strip(node, x, start)
         elif node.automation:
             out = self._automated_strip(node, x, start)
         else:
@@ -219,16 +229,35 @@ class BlockRunner:
             for edge, source in instance.keys
         }
 
-    def _automated_strip(self, node: Node, x: np.ndarray, start: int) -> np.ndarray:
-        """Fader and pan with per-sample automation, read on the session timeline."""
+    def _fader_gain(self, node: Node, start: int, n: int) -> float | np.ndarray:
+        """The fader's gain for one block: static, or its ``gain_db`` and ``mute`` lanes read
+        on the session timeline (this stream lags the timeline by the node's latency)."""
         lanes = node.automation
-        n = x.shape[1]
-        timeline = start - node.latency_samples  # this stream lags the timeline so much
+        timeline = start - node.latency_samples
         gain: float | np.ndarray = node.gain_linear
         if "gain_db" in lanes:
             gain = gain_db_lane_to_linear(lanes["gain_db"].values(timeline, n))
         if "mute" in lanes:
             gain = gain * mute_ramp(lanes["mute"], timeline, n, self._mute_ramp_samples)
+        return gain
+
+    def _layout_strip(self, node: Node, x: np.ndarray, start: int) -> np.ndarray:
+        """Fader, then the surround panner, a mono sum, or a surround route's own layout."""
+        gain = self._fader_gain(node, start, x.shape[1])
+        if node.surround is not None:
+            panned = node.surround @ x if x.shape[0] == node.channels else convert(
+                x, layout_of(x.shape[0]), node.post_layout
+            )
+        else:
+            panned = convert(x, layout_of(x.shape[0]), node.post_layout)
+        return panned * gain
+
+    def _automated_strip(self, node: Node, x: np.ndarray, start: int) -> np.ndarray:
+        """Fader and pan with per-sample automation, read on the session timeline."""
+        lanes = node.automation
+        n = x.shape[1]
+        timeline = start - node.latency_samples  # this stream lags the timeline so much
+        gain = self._fader_gain(node, start, n)
         pan = lanes["pan"].values(timeline, n) if "pan" in lanes else node.pan
         return fader_pan_automated(x, gain, pan, node.pan_law)
 
@@ -252,7 +281,10 @@ class BlockRunner:
                     f"edge {edge.source} → {edge.target or edge.kind}: block {block} requested "
                     f"before block {delayed.next_block} (a scheduling bug)"
                 )
-            signal = delayed.delay.process(self._gained(edge, source, state, block))
+            gained = self._gained(edge, source, state, block)
+            if delayed.delay is None:
+                delayed.delay = DelayLine(gained.shape[0], delayed.delay_samples)
+            signal = delayed.delay.process(gained)
             delayed.signals[block] = signal
             delayed.next_block = block + 1
             return signal
@@ -268,10 +300,11 @@ class BlockRunner:
     def _gained_unpanned(
         self, edge: Edge, source: InstanceKey, state: BlockState, block: int
     ) -> np.ndarray:
-        if edge.tap == "post_fader":
-            signal = state.post[source]
+        if edge.lfe:
+            signal = self._lfe_signal(edge, source, state, block)
         else:
-            signal = to_stereo(state.signals(signal_kind(edge.tap))[source])
+            tapped = state.signals(edge_signal_kind(edge))[source]
+            signal = convert(tapped, layout_of(tapped.shape[0]), edge.target_layout)
         source_node = self.graph.by_key[edge.source]
         lanes = source_node.automation
         send_lane = lanes.get(f"send:{edge.target}") if edge.kind == "send" else None
@@ -290,11 +323,29 @@ class BlockRunner:
             gain = gain * mute_ramp(lanes["mute"], timeline, n, self._mute_ramp_samples)
         return signal * gain
 
-    def tap_delay(self, tap: str, route: str, lag_samples: int) -> DelayLine:
+    def _lfe_signal(
+        self, edge: Edge, source: InstanceKey, state: BlockState, block: int
+    ) -> np.ndarray:
+        """An LFE send before its level: the mean of the source's channels after its inserts
+        (its LFE channel left out), times its fader unless pre-fader, on the target's LFE."""
+        x = state.signals("input" if edge.tap == "pre_inserts" else "pre")[source]
+        node = self.graph.by_key[edge.source]
+        lfe = lfe_index(layout_of(x.shape[0]))
+        keep = [c for c in range(x.shape[0]) if c != lfe]
+        mono = np.mean(x[keep], axis=0) if len(keep) > 1 else x[keep[0]]
+        if edge.tap == "post_fader":
+            mono = mono * self._fader_gain(node, self.start_of(block), mono.shape[0])
+        out = np.zeros((edge.channels, mono.shape[0]))
+        out[lfe_index(edge.target_layout) or 0] = mono
+        return out
+
+    def tap_delay(
+        self, tap: str, route: str, lag_samples: int, channels: int = 2
+    ) -> DelayLine:
         """The alignment delay line of one route inside one tap (created on first use)."""
         line = self._tap_delays.get((tap, route))
         if line is None:
-            line = self._tap_delays.setdefault((tap, route), DelayLine(2, lag_samples))
+            line = self._tap_delays.setdefault((tap, route), DelayLine(channels, lag_samples))
         return line
 
 

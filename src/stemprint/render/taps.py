@@ -30,9 +30,9 @@ from typing import TYPE_CHECKING, ClassVar
 
 import numpy as np
 
-from stemprint.dsp.strip import to_stereo
+from stemprint.dsp.layouts import convert, layout_of
 from stemprint.graph.outputs import OutputSpec
-from stemprint.render.plan import InstanceKey, PlanBuilder, SignalRef, signal_kind, source_key
+from stemprint.render.plan import InstanceKey, PlanBuilder, SignalRef, edge_signal_kind, source_key
 
 if TYPE_CHECKING:
     from stemprint.render.runner import BlockRunner, BlockState
@@ -134,10 +134,10 @@ class ContributionTap(Tap):
         return "stem" if self.spec.sums_to_premaster else f"stem_{self.spec.tap_point}"
 
     def consumed(self) -> set[SignalRef]:
-        return {(signal_kind(e.tap), s) for e, s in self._edges}
+        return {(edge_signal_kind(e), s) for e, s in self._edges}
 
     def signal(self, runner: BlockRunner, state: BlockState, index: int) -> np.ndarray:
-        total = np.zeros((2, runner.block_size))
+        total = np.zeros((self.spec.channels, runner.block_size))
         for edge, source in self._edges:
             total = total + runner.edge_signal(edge, source, state, index)
         return total
@@ -162,12 +162,13 @@ class _RouteSumTap(Tap):
         return {(self.signal_kind, source) for _, source, _ in self._sources}
 
     def signal(self, runner: BlockRunner, state: BlockState, index: int) -> np.ndarray:
-        total = np.zeros((2, runner.block_size))
+        total = np.zeros((self.spec.channels, runner.block_size))
+        layout = layout_of(self.spec.channels)
         signals = state.pre if self.signal_kind == "pre" else state.post
         for route, source, lag in self._sources:
-            x = to_stereo(signals[source])
+            x = convert(signals[source], layout_of(signals[source].shape[0]), layout)
             if lag:
-                x = runner.tap_delay(self.key, route, lag).process(x)
+                x = runner.tap_delay(self.key, route, lag, x.shape[0]).process(x)
             total = total + x
         return total
 

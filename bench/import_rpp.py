@@ -98,7 +98,7 @@ def main() -> None:
 
     from stemprint.importers.report import ImportReport
     from stemprint.importers.rpp import read_rpp
-    from stemprint.importers.rpp_tokens import parse_project, read_project_text
+    from stemprint.importers.rpp.tokens import parse_project, read_project_text
 
     with tempfile.TemporaryDirectory(prefix="stemprint-bench-rpp-") as tmp:
         path = build(Path(tmp), args.tracks, args.items)

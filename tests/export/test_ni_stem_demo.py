@@ -29,7 +29,7 @@ def _decode(path, stream):
 
 def test_demo_stem_mp4(tmp_path):
     if shutil.which("ffmpeg") is None:
-        pytest.skip("ffmpeg not installed (CI installs it with apt-get): independent decode skipped")
+        pytest.skip("ffmpeg not installed (CI installs it with apt-get): decode check skipped")
     session = write_demo_session(tmp_path / "demo")
     session.write_text(session.read_text() + (
         "\ndelivery:\n  returns: split\n"

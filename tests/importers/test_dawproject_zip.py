@@ -11,9 +11,9 @@ from typer.testing import CliRunner
 
 from stemprint.cli.main import app
 from stemprint.errors import ProjectError
-from stemprint.importers import dawproject_zip
+from stemprint.importers.dawproject import archive as dawproject_zip
 from stemprint.importers.dawproject import read_dawproject
-from stemprint.importers.dawproject_zip import ProjectArchive
+from stemprint.importers.dawproject.archive import ProjectArchive
 from stemprint.importers.report import ImportReport
 from tests.importers.dawproject_synth import Project, tone
 

@@ -84,7 +84,7 @@ def test_vst_project_findings(daw_fixtures):
 
 def test_vst_project_folder_tree(daw_fixtures):
     from stemprint.importers import rpp as reader
-    from stemprint.importers.rpp_tokens import parse_project, read_project_text
+    from stemprint.importers.rpp.tokens import parse_project, read_project_text
 
     path = daw_fixtures / "rpp" / "perlence_rpp__vst.RPP"
     facts = json.loads(path.with_name(path.name + ".facts.json").read_text())

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from stemprint.errors import ProjectError
-from stemprint.importers.rpp_tokens import (
+from stemprint.importers.rpp.tokens import (
     Chunk,
     Line,
     parse_chunks,

@@ -333,6 +333,27 @@ def render(
             "--allow-plugins", help="Allow the session to host VST3/AU plug-ins (native code)."
         ),
     ] = False,
+    cache: Annotated[
+        Path | None,
+        typer.Option(
+            "--cache",
+            help="Reuse what this folder holds from earlier renders (track routes after their "
+            "inserts) and store what is rendered; the output is identical without it.",
+        ),
+    ] = None,
+    cache_size: Annotated[
+        float | None,
+        typer.Option(
+            "--cache-size", min=0.0, help="Size cap of the --cache folder in GB (default 20)."
+        ),
+    ] = None,
+    write_report: Annotated[
+        bool,
+        typer.Option(
+            "--report/--no-report",
+            help="Write report.html: plots, routing, findings and a stem player (default).",
+        ),
+    ] = True,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Only errors.")] = False,
     media_root: MediaRootOption = None,
     plugin_map: PluginMapOption = None,
@@ -355,6 +376,9 @@ def render(
         force=force,
         allow_plugins=allow_plugins,
         premaster=premaster.value,
+        cache_dir=cache,
+        cache_max_bytes=round(cache_size * 1024**3) if cache_size is not None else None,
+        report=write_report,
     )
     with _opened(session, media_root, plugin_map, strict, quiet) as (loaded, report):
         if report is not None:
@@ -827,6 +851,44 @@ def new(
         + (f", {left} file{'s' * (left != 1)} not assigned" if left else "")
         + f"; check it with `stemprint validate {made.path}`"
     )
+
+
+class AudioChoice(StrEnum):
+    embed = "embed"
+    link = "link"
+    none = "none"
+
+
+@app.command()
+@handled
+def report(
+    package: Annotated[
+        Path, typer.Argument(help="A package folder (or a ZIP made by `stemprint pack`).")
+    ],
+    output: Annotated[
+        Path | None,
+        typer.Option("-o", "--output", help="The page to write (default: PACKAGE/report.html)."),
+    ] = None,
+    audio: Annotated[
+        AudioChoice,
+        typer.Option(
+            "--audio",
+            help="embed: the stems as lossless FLAC in the page (Opus or link past 150 MB); "
+            "link: the package's own files; none: no player.",
+        ),
+    ] = AudioChoice.embed,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Only errors.")] = False,
+) -> None:
+    """Write one self-contained HTML page about PACKAGE: every file's plots and levels, the
+    null tests, the routing, the findings and a stem player (works offline, from file://)."""
+    from stemprint.report import write_package_report
+
+    started = time.perf_counter()
+    written = write_package_report(package, None, None, out=output, audio=audio.value)
+    if not quiet:
+        size = written.stat().st_size / 1e6
+        seconds = time.perf_counter() - started
+        typer.echo(f"report: {written} ({size:.1f} MB, {seconds:.1f} s)")
 
 
 def main() -> None:

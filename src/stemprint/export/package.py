@@ -114,6 +114,11 @@ class RenderOptions:
         Write RF64 instead of WAV above this data size.
     report
         Write ``report.html`` into the package (plots, the routing, a stem player).
+    cache_dir
+        Reuse and store track routes' rendered signals in this folder (``render.cache``;
+        ``render --cache DIR``); the package is identical to one rendered without it.
+    cache_max_bytes
+        The cache folder's size cap (default ``render.cache.DEFAULT_MAX_BYTES``).
     import_report
         The import report (``ImportReport.to_dict()``) of the DAW project the session was
         imported from: written as ``import-report.json``, summarized in the manifest's
@@ -135,7 +140,9 @@ class RenderOptions:
     premaster: str = "auto"
     rf64_threshold_bytes: int = RF64_THRESHOLD_BYTES
     import_report: dict[str, Any] | None = None
-    report: bool = False  # the report helper turns this on when report.html exists
+    report: bool = True
+    cache_dir: Path | None = None
+    cache_max_bytes: int | None = None
 
 
 @dataclass
@@ -286,7 +293,9 @@ def _plan_job(loaded: LoadedSession, graph: RenderGraph, options: RenderOptions)
     region = resolve_region(loaded, options.region, delivery, rate) if options.region else None
     extent = region.extent() if region is not None else _extent(graph, delivery)
     plan = plan_outputs(loaded, graph, delivery, options.premaster)
-    renderer = Renderer(graph, options.block_size, options.threads, plan.outputs)
+    renderer = Renderer(
+        graph, options.block_size, options.threads, plan.outputs, cache=_cache(options)
+    )
     file_rate = delivery.sample_rate or rate
     region_name = region.name if region is not None else None
     paths = file_paths(
@@ -337,6 +346,16 @@ def _delivery(loaded: LoadedSession, options: RenderOptions) -> ResolvedDelivery
     return replace(delivery, **{k: v for k, v in overrides.items() if v is not None})
 
 
+def _cache(options: RenderOptions) -> Any:
+    """The render cache the options name, or ``None``."""
+    if options.cache_dir is None:
+        return None
+    from stemprint.render.cache import DEFAULT_MAX_BYTES, RenderCache
+
+    cap = DEFAULT_MAX_BYTES if options.cache_max_bytes is None else options.cache_max_bytes
+    return RenderCache(options.cache_dir, cap)
+
+
 def _extent(graph: RenderGraph, delivery: ResolvedDelivery) -> RenderExtent:
     """The whole session with the delivery's tail (fixed, or until silent up to a cap)."""
     rate = graph.sample_rate
@@ -372,6 +391,8 @@ def _write_package(
         )
     )  # fmt: skip
     _bwf_entries(job, manifest, writers, loudness)
+    if job.renderer.cache_report is not None:
+        manifest["cache"] = job.renderer.cache_report
     if region is not None:
         manifest["region"] = _region_entry(region)
     if job.options.import_report is not None:

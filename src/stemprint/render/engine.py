@@ -29,6 +29,7 @@ from stemprint.dsp.inserts import EXTERNAL_TYPES
 from stemprint.errors import InputError
 from stemprint.graph.outputs import OutputSpec, default_outputs
 from stemprint.graph.types import RenderExtent, RenderGraph
+from stemprint.render.cache import CachePlan, RenderCache
 from stemprint.render.plan import PlanBuilder, RenderPlan, SignalRef, source_key
 from stemprint.render.runner import BlockRunner
 from stemprint.render.scheduler import BLOCKS_IN_FLIGHT, Scheduler, Sink, TrimmedSink
@@ -86,6 +87,9 @@ class Renderer:
         Render tracks in worker processes (default: when ``threads`` > 1 and ``os.fork``
         exists, and no hosted VST3/AU plug-in is in the session); ``False`` keeps everything
         in threads of this process.
+    cache
+        Reuse and store track routes' ``pre`` signals there (``render.cache``); the output does
+        not depend on it. After :meth:`run`, :attr:`cache_report` says what was reused.
     """
 
     def __init__(
@@ -95,6 +99,7 @@ class Renderer:
         threads: int | None = None,
         outputs: Sequence[OutputSpec] | None = None,
         processes: bool | None = None,
+        cache: RenderCache | None = None,
     ) -> None:
         if block_size is None:
             block_size = auto_block_size(len(graph.audible_tracks))
@@ -113,6 +118,8 @@ class Renderer:
             make_tap(spec, builder) for spec in (outputs or default_outputs(graph))
         )
         self.plan = RenderPlan.freeze(builder)
+        self.cache = cache
+        self.cache_report: dict[str, object] | None = None
 
     @property
     def total_latency_samples(self) -> int:
@@ -140,8 +147,11 @@ class Renderer:
             A route produced NaN or Inf (the message names the route and the time).
         """
         extent = extent or self.graph.extent()
-        runner = BlockRunner(self.plan, self.block_size, extent)
         run_length = extent.preroll_samples + extent.length_samples + self.total_latency_samples
+        cache_plan = self._cache_plan(extent, run_length)
+        runner = BlockRunner(self.plan, self.block_size, extent, cache_plan)
+        if cache_plan is not None:
+            self.cache_report = cache_plan.report()
         blocks = math.ceil(run_length / self.block_size)
         trimmed = {
             t.key: TrimmedSink(
@@ -175,6 +185,19 @@ class Renderer:
                 set_length(final_length)
             sink.sink.close()
         return final_length
+
+    def _cache_plan(self, extent: RenderExtent, run_length: int) -> CachePlan | None:
+        if self.cache is None:
+            return None
+        needed = self._consumed()
+        return self.cache.plan(
+            self.plan,
+            extent,
+            run_length,
+            {key for kind, key in needed if kind == "input"},
+            {key[0] for kind, key in needed if kind == "source"},
+            self.threads,
+        )
 
     def _run_threads(
         self,

@@ -26,6 +26,7 @@ from __future__ import annotations
 import math
 import threading
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -44,6 +45,9 @@ from stemprint.render.plan import (
     source_key,
 )
 from stemprint.render.sources import ClipReader
+
+if TYPE_CHECKING:
+    from stemprint.render.cache import CachePlan
 
 
 @dataclass
@@ -92,13 +96,26 @@ class BlockRunner:
         Samples per block.
     extent
         The timeline part rendered (its start anchors automation and control grids).
+    cache
+        The render cache's decisions (``render.cache``): instances whose ``pre`` signal is read
+        from a verified entry (no clips read, no chain built), and entries to write.
     """
 
-    def __init__(self, plan: RenderPlan, block_size: int, extent: RenderExtent) -> None:
+    def __init__(
+        self,
+        plan: RenderPlan,
+        block_size: int,
+        extent: RenderExtent,
+        cache: CachePlan | None = None,
+    ) -> None:
         self.plan = plan
         self.graph = plan.graph
         self.block_size = block_size
         self.origin = extent.origin_sample
+        self.cache = cache
+        self._hits = cache.hits if cache is not None else {}
+        self._writers = cache.misses if cache is not None else {}
+        self._skip_reads = cache.skip_reads if cache is not None else set()
         self._mute_ramp_samples = mute_ramp_samples(self.graph.sample_rate)
         self._strips = {key: self._strip(i) for key, i in plan.instances.items()}
         self._states: dict[int, BlockState] = {}
@@ -112,6 +129,8 @@ class BlockRunner:
     def _strip(self, instance: Instance) -> _Strip:
         node = instance.node
         strip = _Strip()
+        if instance.key in self._hits:
+            return strip  # its ``pre`` comes from the cache
         if node.inserts and instance.dry:
             if node.chain_latency_samples:
                 strip.bypass = DelayLine(node.channels, node.chain_latency_samples)
@@ -125,6 +144,9 @@ class BlockRunner:
 
     def output_channels(self, instance: Instance) -> int:
         """Channels of an instance's ``pre`` signal."""
+        hit = self._hits.get(instance.key)
+        if hit is not None:
+            return hit.channels
         chain = self._strips[instance.key].chain
         return chain.output_channels if chain is not None else instance.node.channels
 
@@ -144,7 +166,10 @@ class BlockRunner:
         return state
 
     def clear(self) -> None:
-        """Drop every block in flight (the render ended or failed)."""
+        """Drop every block in flight (the render ended or failed), and this process's
+        half-written cache entries."""
+        if self.cache is not None:
+            self.cache.abandon()
         self._states.clear()
         for delayed in self._edges.values():
             delayed.signals.clear()
@@ -157,6 +182,8 @@ class BlockRunner:
 
     def read(self, track: str, readers: list[ClipReader], block: int) -> None:
         """A track's clips for one block (shared by every instance of the track)."""
+        if track in self._skip_reads:
+            return  # every instance of the track reads its ``pre`` from the cache
         node = self.graph.by_key[track]
         start = self.start_of(block)
         x = np.zeros((node.channels, self.block_size))
@@ -169,6 +196,12 @@ class BlockRunner:
         """One instance's block: its input (clips or the sum of its inputs), inserts, fader."""
         node = instance.node
         state = self.state(block)
+        hit = self._hits.get(instance.key)
+        if hit is not None:
+            pre = hit.block(block * self.block_size, self.block_size)
+            state.pre[instance.key] = pre
+            self._post(instance, pre, state, block)
+            return
         strip = self._strips[instance.key]
         if node.kind == "track":
             x = state.source[source_key(node.key)]
@@ -195,6 +228,15 @@ class BlockRunner:
         elif strip.bypass is not None:
             x = strip.bypass.process(x)
         state.pre[instance.key] = x
+        writer = self._writers.get(instance.key)
+        if writer is not None:
+            writer.write(block * self.block_size, x)
+        self._post(instance, x, state, block)
+
+    def _post(self, instance: Instance, x: np.ndarray, state: BlockState, block: int) -> None:
+        """Fader and pan (or the master's gain and balance) of a ``pre`` block."""
+        node = instance.node
+        start = self.start_of(block)
         if node.kind == "master":
             out = self._master_strip(node, to_stereo(x) if node.layout == "stereo" else x, start)
         elif node.surround is not None or node.post_layout != "stereo":

@@ -1,0 +1,76 @@
+"""``stemprint render --cache DIR``: the same package, and the manifest says what was reused."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+from typer.testing import CliRunner
+
+from stemprint.cli.main import app
+from tests.conftest import write_session, write_wav
+from tests.render.test_cache import _digests
+
+runner = CliRunner()
+
+
+def _session(folder: Path, fader_db: float) -> Path:
+    rng = np.random.default_rng(3)
+    for name in ("a", "b"):
+        if not (folder / f"{name}.wav").exists():
+            write_wav(folder / f"{name}.wav", rng.normal(0, 0.2, (2, 24000)), subtype="FLOAT")
+    return write_session(
+        folder,
+        {
+            "tracks": [
+                {
+                    "name": "A",
+                    "clips": [{"file": "a.wav"}],
+                    "gain_db": fader_db,
+                    "inserts": [{"type": "compressor", "threshold_db": -20, "ratio": 3}],
+                },
+                {
+                    "name": "B",
+                    "clips": [{"file": "b.wav"}],
+                    "inserts": [{"type": "distortion", "drive_db": 3}],
+                },
+            ]
+        },
+    )
+
+
+def _render(session: Path, out: Path, *extra: str) -> None:
+    result = runner.invoke(
+        app, ["render", str(session), "-o", str(out), "--force", "-q", *extra]
+    )
+    assert result.exit_code == 0, result.output
+
+
+def test_render_cache_option(tmp_path):
+    cache = tmp_path / "cache"
+    _render(_session(tmp_path, 0.0), tmp_path / "first", "--cache", str(cache))
+    first = json.loads((tmp_path / "first" / "manifest.json").read_text())
+    assert first["cache"]["reused"] == []
+    assert first["cache"]["dir"] == str(cache.absolute())
+    session = _session(tmp_path, -1.0)
+    _render(session, tmp_path / "cold")
+    _render(session, tmp_path / "warm", "--cache", str(cache))
+    warm = json.loads((tmp_path / "warm" / "manifest.json").read_text())
+    assert sorted(warm["cache"]["reused"]) == ["A", "B"]
+    assert "master" in warm["cache"]["rendered"]
+    assert "cache" not in json.loads((tmp_path / "cold" / "manifest.json").read_text())
+    assert _digests(tmp_path / "warm") == _digests(tmp_path / "cold")
+
+
+def test_render_cache_refuses_a_foreign_folder(tmp_path):
+    foreign = tmp_path / "stuff"
+    foreign.mkdir()
+    (foreign / "keep.txt").write_text("mine")
+    result = runner.invoke(
+        app,
+        ["render", str(_session(tmp_path, 0.0)), "-o", str(tmp_path / "out"), "--cache",
+         str(foreign)],
+    )  # fmt: skip
+    assert result.exit_code == 2
+    assert (foreign / "keep.txt").read_text() == "mine"

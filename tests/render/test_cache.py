@@ -1,0 +1,271 @@
+"""The incremental re-render cache: bit-identical to a cold render, reusing what is unchanged."""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+import threading
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+
+from stemprint.errors import InputError
+from stemprint.export.package import RenderOptions, render_package
+from stemprint.model.load import load_session
+from stemprint.render.cache import MARKER_NAME, RenderCache
+from stemprint.render.workers import fork_available
+from tests.conftest import write_session, write_wav
+
+BASE = {
+    "tail_seconds": 0.05,
+    "tracks": [
+        {
+            "name": "Kick",
+            "clips": [{"file": "kick.wav"}],
+            "gain_db": -2.0,
+            "inserts": [{"type": "compressor", "threshold_db": -20, "ratio": 3}],
+            "output": "Drums",
+        },
+        {
+            "name": "Snare",
+            "clips": [{"file": "snare.wav", "start_seconds": 0.01, "fade_in_seconds": 0.01}],
+            "pan": -0.3,
+            "inserts": [{"type": "distortion", "drive_db": 4}],
+            "output": "Drums",
+            "sends": [{"to": "Verb", "level_db": -8}],
+        },
+        {
+            "name": "Bass",
+            "clips": [{"file": "bass.wav"}],
+            "inserts": [
+                {"type": "highpass_filter", "cutoff_frequency_hz": 40},
+                {"type": "compressor", "threshold_db": -18, "ratio": 2},
+            ],
+            "sends": [{"to": "Verb", "level_db": -12}],
+        },
+        {"name": "Vox", "clips": [{"file": "vox.wav"}], "pan": 0.2},  # no inserts: never cached
+    ],
+    "buses": [
+        {"name": "Drums", "inserts": [{"type": "compressor", "threshold_db": -12, "ratio": 2}]},
+        {"name": "Verb", "inserts": [{"type": "reverb", "room_size": 0.4}]},
+    ],
+    "master": {"inserts": [{"type": "limiter", "threshold_db": -3}]},
+}
+CACHED = sorted(["Kick", "Snare", "Bass"])
+
+
+@pytest.fixture
+def media(tmp_path: Path) -> Path:
+    rng = np.random.default_rng(7)
+    for i, name in enumerate(["kick", "snare", "bass", "vox"]):
+        x = rng.normal(0, 0.2, (1 + i % 2, 30000 + 1000 * i))
+        write_wav(tmp_path / f"{name}.wav", x, subtype="FLOAT")
+    return tmp_path
+
+
+def _digests(folder: Path) -> dict[str, str]:
+    """SHA-256 of every file of a package; the manifest without its ``cache`` entry."""
+    found = {}
+    for path in sorted(folder.rglob("*")):
+        if not path.is_file():
+            continue
+        data = path.read_bytes()
+        if path.name == "manifest.json":
+            manifest = json.loads(data)
+            manifest.pop("cache", None)
+            data = json.dumps(manifest, sort_keys=True).encode()
+        found[str(path.relative_to(folder))] = hashlib.sha256(data).hexdigest()
+    return found
+
+
+def _render(folder: Path, session: dict, out: str, cache: Path | None, **options):
+    path = write_session(folder, session)
+    result = render_package(
+        load_session(path),
+        folder / out,
+        RenderOptions(cache_dir=cache, force=True, verify=False, **options),
+    )
+    return _digests(folder / out), result.manifest
+
+
+def _change(kind: str, session: dict, folder: Path) -> tuple[dict, list[str]]:
+    """The changed session and the cached routes that must be rendered again."""
+    s = copy.deepcopy(session)
+    tracks = {t["name"]: t for t in s["tracks"]}
+    if kind == "fader":
+        tracks["Kick"]["gain_db"] = -5.0
+        return s, []
+    if kind == "pan":
+        tracks["Snare"]["pan"] = 0.5
+        return s, []
+    if kind == "send":
+        tracks["Bass"]["sends"][0]["level_db"] = -3.0
+        return s, []
+    if kind == "mute":
+        tracks["Snare"]["mute"] = True
+        return s, []  # Snare is not rendered at all
+    if kind == "clip_gain":
+        tracks["Snare"]["clips"][0]["gain_db"] = -1.5
+        return s, ["Snare"]
+    if kind == "insert":
+        tracks["Bass"]["inserts"][1]["ratio"] = 4
+        return s, ["Bass"]
+    if kind == "file":
+        x = np.random.default_rng(99).normal(0, 0.2, (1, 30000))
+        write_wav(folder / "kick.wav", x, subtype="FLOAT")
+        return s, ["Kick"]
+    raise AssertionError(kind)
+
+
+@pytest.mark.parametrize(
+    "kind", ["fader", "pan", "send", "mute", "clip_gain", "insert", "file"]
+)
+def test_second_render_is_identical_and_reuses_what_is_unchanged(media, kind):
+    cache = media / "cache"
+    first, manifest = _render(media, BASE, "a", cache)
+    assert manifest["cache"]["reused"] == []
+    assert sorted(manifest["cache"]["stored"]) == CACHED
+    changed, again = _change(kind, BASE, media)
+    cold, _ = _render(media, changed, "cold", None)
+    warm, manifest = _render(media, changed, "warm", cache)
+    assert warm == cold
+    muted = ["Snare"] if kind == "mute" else []
+    expected = [r for r in CACHED if r not in again and r not in muted]
+    assert sorted(manifest["cache"]["reused"]) == sorted(expected)
+    assert sorted(manifest["cache"]["stored"]) == again
+    rendered = manifest["cache"]["rendered"]
+    assert set(expected).isdisjoint(rendered)
+    assert {"Vox", "Drums", "Verb", "master"} <= set(rendered)
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+@pytest.mark.parametrize("block_size", [777, 4096])
+def test_identical_for_block_sizes_threads_and_processes(media, threads, block_size):
+    cache = media / "cache"
+    _render(media, BASE, "seed", cache, block_size=1000, threads=2)
+    cold, _ = _render(media, BASE, "cold", None, block_size=block_size, threads=threads)
+    warm, manifest = _render(media, BASE, "warm", cache, block_size=block_size, threads=threads)
+    assert warm == cold
+    assert sorted(manifest["cache"]["reused"]) == CACHED
+
+
+def _entries(cache: Path) -> list[Path]:
+    return sorted((cache / "entries").glob("*.pre"))
+
+
+def test_corrupt_entry_is_a_miss_and_rendered_again(media):
+    cache = media / "cache"
+    cold, _ = _render(media, BASE, "cold", None)
+    _render(media, BASE, "a", cache)
+    entries = _entries(cache)
+    assert len(entries) == 3
+    victim = entries[0]
+    data = bytearray(victim.read_bytes())
+    data[-100] ^= 0x01  # one flipped bit in the samples
+    victim.write_bytes(bytes(data))
+    warm, manifest = _render(media, BASE, "b", cache)
+    assert warm == cold
+    assert len(manifest["cache"]["reused"]) == 2
+    assert len(manifest["cache"]["stored"]) == 1
+    # A truncated entry and a garbage header are misses too.
+    entries[1].write_bytes(entries[1].read_bytes()[:-8])
+    entries[2].write_bytes(b"garbage")
+    warm, manifest = _render(media, BASE, "c", cache)
+    assert warm == cold
+    assert len(manifest["cache"]["reused"]) == 1
+
+
+def test_concurrent_renders_share_a_cache(media):
+    cache = media / "cache"
+    cold, _ = _render(media, BASE, "cold", None)
+    path = write_session(media, BASE)
+    errors: list[BaseException] = []
+
+    def run(i: int) -> None:
+        try:
+            render_package(
+                load_session(path), media / f"c{i}",
+                RenderOptions(cache_dir=cache, force=True, verify=False, threads=1),
+            )  # fmt: skip
+        except BaseException as exc:  # noqa: BLE001
+            errors.append(exc)
+
+    workers = [threading.Thread(target=run, args=(i,)) for i in range(3)]
+    for w in workers:
+        w.start()
+    for w in workers:
+        w.join()
+    assert not errors
+    for i in range(3):
+        assert _digests(media / f"c{i}") == cold
+    assert len(_entries(cache)) == 3
+    assert not [p for p in (cache / "entries").iterdir() if p.name.startswith(".tmp")]
+    warm, manifest = _render(media, BASE, "after", cache)
+    assert warm == cold and sorted(manifest["cache"]["reused"]) == CACHED
+
+
+def test_size_cap_evicts_least_recently_used(media):
+    cache = media / "cache"
+    _render(media, BASE, "a", cache)
+    sizes = {p.name: p.stat().st_size for p in _entries(cache)}
+    biggest = max(sizes.values())
+    _render(media, BASE, "b", cache, cache_max_bytes=biggest)
+    left = _entries(cache)
+    assert len(left) == 1
+    assert sum(p.stat().st_size for p in left) <= biggest
+    assert (cache / MARKER_NAME).is_file()
+
+
+def test_refuses_a_folder_that_is_not_a_cache(tmp_path):
+    (tmp_path / "mine.txt").write_text("keep me")
+    with pytest.raises(InputError):
+        RenderCache(tmp_path)
+    assert (tmp_path / "mine.txt").read_text() == "keep me"
+
+
+def test_eviction_is_least_recently_used_first(tmp_path):
+    import os
+
+    cache = RenderCache(tmp_path / "c", max_bytes=25)
+    paths = [cache.entries / f"{c * 64}.pre" for c in "abc"]
+    for age, path in zip([300, 100, 200], paths, strict=True):
+        path.write_bytes(b"x" * 10)
+        os.utime(path, (1e9 - age, 1e9 - age))
+    cache.evict()
+    assert [p.exists() for p in paths] == [False, True, True]
+    cache.max_bytes = 15
+    cache.evict()
+    assert [p.exists() for p in paths] == [False, True, False]
+
+
+def test_eviction_touches_only_its_own_files(tmp_path):
+    cache = RenderCache(tmp_path / "c", max_bytes=0)
+    other = cache.entries / "notes.txt"
+    other.write_text("not an entry")
+    (cache.entries / f"{'a' * 64}.pre").write_bytes(b"x" * 10)
+    cache.evict()
+    assert other.exists()
+    assert not (cache.entries / f"{'a' * 64}.pre").exists()
+
+
+def test_until_silent_is_not_cached(media):
+    session = {**BASE, "delivery": {"tail": {"mode": "until_silent", "max_seconds": 0.2}}}
+    try:
+        yaml.safe_dump(session)
+        _, manifest = _render(media, session, "a", media / "cache")
+    except InputError:
+        pytest.skip("delivery tail policy spelled differently")
+    assert manifest["cache"]["stored"] == [] and "note" in manifest["cache"]
+
+
+@pytest.mark.skipif(not fork_available(), reason="worker processes need os.fork")
+def test_worker_processes_write_entries(media):
+    cache = media / "cache"
+    _render(media, BASE, "a", cache, threads=2)
+    assert len(_entries(cache)) == 3
+    cold, _ = _render(media, BASE, "cold", None, threads=1)
+    warm, manifest = _render(media, BASE, "b", cache, threads=2)
+    assert warm == cold and sorted(manifest["cache"]["reused"]) == CACHED

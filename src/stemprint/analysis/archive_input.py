@@ -15,9 +15,7 @@ Invariants
 
 from __future__ import annotations
 
-import hashlib
 import shutil
-import stat
 import tempfile
 import zipfile
 from collections.abc import Iterator
@@ -27,12 +25,14 @@ from pathlib import Path, PurePosixPath
 
 from stemprint.analysis.findings import Finding
 from stemprint.errors import InputError
+from stemprint.export.manifest import sha256_file
+from stemprint.zipsafe import MAX_COMPRESSION_RATIO, bomb_ratio, hostile_name, is_link
 
 MAX_UNPACKED_BYTES = 64 * 1024**3
 """Largest total size a packed package may unpack to (64 GiB)."""
 
-MAX_RATIO = 1100
-"""Largest compression ratio of a member over 1 MiB (deflate cannot pass about 1032:1)."""
+MAX_RATIO = MAX_COMPRESSION_RATIO
+"""Largest compression ratio of a member over 1 MiB (``stemprint.zipsafe``)."""
 
 _CHUNK = 1 << 20
 
@@ -73,16 +73,14 @@ def _bad(archive: Path, member: str, why: str) -> InputError:
 
 def _check_member(archive: Path, info: zipfile.ZipInfo) -> PurePosixPath:
     name = info.filename
-    pure = PurePosixPath(name)
-    if "\\" in name or "\x00" in name or pure.is_absolute() or ".." in pure.parts:
-        raise _bad(archive, name, "it points outside the archive's folder")
-    if len(name) > 1 and name[1] == ":":
-        raise _bad(archive, name, "it names a drive")
-    if stat.S_ISLNK(info.external_attr >> 16):
+    why = hostile_name(name)
+    if why is not None:
+        raise _bad(archive, name, f"its name {why}")
+    if is_link(info):
         raise _bad(archive, name, "it is a link")
-    if info.file_size > _CHUNK and info.compress_size * MAX_RATIO < info.file_size:
+    if bomb_ratio(info, MAX_RATIO) is not None:
         raise _bad(archive, name, "it is compressed more than any real file (a zip bomb)")
-    return pure
+    return PurePosixPath(name)
 
 
 def _extract(archive: Path, into: Path, max_bytes: int) -> None:
@@ -146,7 +144,7 @@ def _check_sums(folder: Path, sums_file: Path | None, prefix: str) -> list[Findi
         if not path.is_file():
             findings.append(Finding("error", "archive.checksum", f"{name} is listed but missing",
                                     file=name, advice="the archive is incomplete"))  # fmt: skip
-        elif _sha256(path) != digest.strip().lower():
+        elif sha256_file(path) != digest.strip().lower():
             findings.append(Finding("error", "archive.checksum",
                                     f"{name} does not match its SHA-256: it changed after packing",
                                     file=name, advice="ask for the package again"))  # fmt: skip
@@ -154,11 +152,3 @@ def _check_sums(folder: Path, sums_file: Path | None, prefix: str) -> list[Findi
         findings.append(Finding("info", "archive.checksums_ok",
                                 f"all {len(listed)} checksums match"))  # fmt: skip
     return findings
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        while chunk := handle.read(_CHUNK):
-            digest.update(chunk)
-    return digest.hexdigest()

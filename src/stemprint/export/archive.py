@@ -25,6 +25,7 @@ import zipfile
 from pathlib import Path
 
 from stemprint.errors import InputError
+from stemprint.export.manifest import sha256_file
 
 CHECKSUMS_NAME = "checksums.sha256"
 ZIP_COMMENT = b"stemprint pack"
@@ -53,18 +54,9 @@ def package_files(package: Path) -> list[str]:
     return sorted(found)
 
 
-def sha256_of(path: Path) -> str:
-    """SHA-256 of a file, read in chunks."""
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        while chunk := handle.read(_CHUNK):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 def checksum_lines(package: Path, files: list[str], prefix: str = "") -> str:
     """``sha256sum`` lines for ``files`` (paths written with ``prefix``)."""
-    return "".join(f"{sha256_of(package / f)}  {prefix}{f}\n" for f in files)
+    return "".join(f"{sha256_file(package / f)}  {prefix}{f}\n" for f in files)
 
 
 def pack_package(

@@ -27,7 +27,6 @@ from __future__ import annotations
 import hashlib
 import io
 import re
-import stat
 import zipfile
 from pathlib import Path, PurePosixPath
 from types import TracebackType
@@ -38,34 +37,20 @@ import defusedxml
 import defusedxml.ElementTree as SafeET
 
 from stemprint.errors import ProjectError
+from stemprint.zipsafe import MAX_COMPRESSION_RATIO as ZIP_MAX_RATIO
+from stemprint.zipsafe import bomb_ratio, hostile_name, is_link
 
 MAX_TOTAL_BYTES = 4 * 1024**3
 """Cap on the summed uncompressed size of every member (4 GiB)."""
 
-MAX_COMPRESSION_RATIO = 1100.0
+MAX_COMPRESSION_RATIO = ZIP_MAX_RATIO
 """Largest accepted ``uncompressed / compressed`` size of a member (deflate's limit is ~1032)."""
 
 MAX_XML_BYTES = 256 * 1024**2
 """Cap on the uncompressed size of ``project.xml`` or ``metadata.xml`` (256 MiB)."""
 
 _CHUNK_BYTES = 1 << 20
-_DRIVE = re.compile(r"^[A-Za-z]:")
 _SAFE_CHARS = re.compile(r"[^A-Za-z0-9._ -]+")
-
-
-def _hostile_name(name: str) -> str | None:
-    """Why a member name is unsafe, or ``None`` when it is a plain relative path."""
-    if "\\" in name:
-        return "contains a backslash"
-    if "\x00" in name:
-        return "contains a NUL character"
-    if name.startswith("/"):
-        return "is an absolute path"
-    if _DRIVE.match(name):
-        return "starts with a drive letter"
-    if any(part == ".." for part in name.split("/")):
-        return "climbs out of the archive with '..'"
-    return None
 
 
 def safe_basename(name: str, limit: int = 80) -> str:
@@ -119,21 +104,21 @@ class ProjectArchive:
         members: dict[str, zipfile.ZipInfo] = {}
         total = 0
         for info in self._zip.infolist():
-            why = _hostile_name(info.filename)
+            why = hostile_name(info.filename)
             if why is not None:
                 raise self.error(
                     f"archive member name {info.filename!r} {why}",
                     member=info.filename,
                     fix="do not open this file: a DAW never writes such names; export again",
                 )
-            if stat.S_ISLNK(info.external_attr >> 16):
+            if is_link(info):
                 raise self.error(
                     f"archive member {info.filename!r} is a symbolic link",
                     member=info.filename,
                     fix="do not open this file: a DAW never writes links; export again",
                 )
-            ratio = info.file_size / max(info.compress_size, 1)
-            if info.file_size > _CHUNK_BYTES and ratio > MAX_COMPRESSION_RATIO:
+            ratio = bomb_ratio(info, MAX_COMPRESSION_RATIO)
+            if ratio is not None:
                 raise self.error(
                     f"archive member {info.filename!r} claims a compression ratio of "
                     f"{ratio:.0f}:1 (a zip bomb)",
@@ -175,7 +160,7 @@ class ProjectArchive:
     def member(self, reference: str) -> str | None:
         """The member a project ``FileReference`` path names (``./`` stripped), or ``None``."""
         name = reference.removeprefix("./")
-        if _hostile_name(name) is not None:
+        if hostile_name(name) is not None:
             return None
         return name if name in self._members else None
 

@@ -20,12 +20,20 @@ command line's (1 a failed check, 2 bad input, 3 internal). Nothing here prints:
 returned (``RenderGraph.warnings``, ``PackageResult.warnings``), and no process-wide setting is
 changed (the command line tunes the allocator for long renders; a library user may call
 ``stemprint.render.allocator.tune_allocator``).
+
+Invariants
+----------
+- ``import stemprint`` is cheap: the errors and the version are bound at once, every other name
+  of ``__all__`` is imported on first use (module ``__getattr__``), so the command line and the
+  helper processes (``python -m stemprint....``) load only what they run. Type checkers see the
+  real imports (``TYPE_CHECKING``).
+- ``__all__`` is sorted and every name in it resolves (``tests/test_api.py``).
 """
 
+import typing as _typing
+from importlib import import_module as _import_module
+
 from stemprint._version import __version__
-from stemprint.analysis import repair_package, verify_package
-from stemprint.analysis.report import VerificationReport
-from stemprint.batch import render_many
 from stemprint.errors import (
     AudioFileError,
     InputError,
@@ -35,12 +43,58 @@ from stemprint.errors import (
     StemprintError,
     VerificationFailed,
 )
-from stemprint.export.package import PackageResult, RenderOptions, render_package, render_regions
-from stemprint.graph.compile import compile_session
-from stemprint.graph.types import RenderExtent, RenderGraph
-from stemprint.importers import import_project
-from stemprint.importers.report import ImportReport
-from stemprint.model.load import LoadedSession, load_session
+
+if _typing.TYPE_CHECKING:
+    from stemprint.analysis import repair_package, verify_package
+    from stemprint.analysis.report import VerificationReport
+    from stemprint.batch import render_many
+    from stemprint.export.package import (
+        PackageResult,
+        RenderOptions,
+        render_package,
+        render_regions,
+    )
+    from stemprint.graph.compile import compile_session
+    from stemprint.graph.types import RenderExtent, RenderGraph
+    from stemprint.importers import import_project
+    from stemprint.importers.report import ImportReport
+    from stemprint.model.load import LoadedSession, load_session
+
+_LAZY = {
+    "ImportReport": "stemprint.importers.report",
+    "LoadedSession": "stemprint.model.load",
+    "PackageResult": "stemprint.export.package",
+    "RenderExtent": "stemprint.graph.types",
+    "RenderGraph": "stemprint.graph.types",
+    "RenderOptions": "stemprint.export.package",
+    "VerificationReport": "stemprint.analysis.report",
+    "compile_session": "stemprint.graph.compile",
+    "import_project": "stemprint.importers",
+    "load_session": "stemprint.model.load",
+    "render_many": "stemprint.batch",
+    "render_package": "stemprint.export.package",
+    "render_regions": "stemprint.export.package",
+    "repair_package": "stemprint.analysis.repair",
+    "verify_package": "stemprint.analysis.verify",
+}
+"""Where each lazily bound name of the API lives."""
+
+
+# Hidden from type checkers, which see the imports above: a misspelt name stays an error.
+if not _typing.TYPE_CHECKING:
+
+    def __getattr__(name: str) -> object:
+        """Import a name of the API on first use and bind it here (later lookups skip this)."""
+        module = _LAZY.get(name)
+        if module is None:
+            raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+        value = getattr(_import_module(module), name)
+        globals()[name] = value
+        return value
+
+    def __dir__() -> list[str]:
+        return sorted({*globals(), *__all__})
+
 
 __all__ = [
     "AudioFileError",

@@ -74,3 +74,27 @@ def test_render_cache_refuses_a_foreign_folder(tmp_path):
     )  # fmt: skip
     assert result.exit_code == 2
     assert (foreign / "keep.txt").read_text() == "mine"
+
+
+def test_render_cache_auto_lives_beside_the_output(tmp_path):
+    session = _session(tmp_path, 0.0)
+    _render(session, tmp_path / "out" / "v1", "--cache", "auto", "--no-report")
+    cache = tmp_path / "out" / ".stemprint-cache"
+    assert (cache / "STEMPRINT-CACHE").is_file()
+    _render(_session(tmp_path, -2.0), tmp_path / "out" / "v2", "--cache", "auto", "--no-report")
+    warm = json.loads((tmp_path / "out" / "v2" / "manifest.json").read_text())
+    assert warm["cache"]["dir"] == str(cache.absolute())
+    assert sorted(warm["cache"]["reused"]) == ["A", "B"]
+    _render(session, tmp_path / "out" / "v1", "--cache", "auto", "--no-report")  # --force
+    assert (cache / "STEMPRINT-CACHE").is_file()
+
+
+def test_render_cache_inside_the_output_is_refused(tmp_path):
+    session = _session(tmp_path, 0.0)
+    out = tmp_path / "pkg"
+    result = runner.invoke(
+        app, ["render", str(session), "-o", str(out), "--cache", str(out / "cache"), "-q"]
+    )
+    assert result.exit_code == 2
+    assert "inside the output folder" in result.output and "--cache" in result.output
+    assert not out.exists()

@@ -54,7 +54,7 @@ BASE = {
     ],
     "master": {"inserts": [{"type": "limiter", "threshold_db": -3}]},
 }
-CACHED = sorted(["Kick", "Snare", "Bass"])
+CACHED = sorted(["Kick", "Snare", "Bass", "Drums", "Verb", "master"])
 
 
 @pytest.fixture
@@ -91,54 +91,136 @@ def _render(folder: Path, session: dict, out: str, cache: Path | None, **options
     return _digests(folder / out), result.manifest
 
 
-def _change(kind: str, session: dict, folder: Path) -> tuple[dict, list[str]]:
-    """The changed session and the cached routes that must be rendered again."""
+ROUTES = {"Kick", "Snare", "Bass", "Vox", "Drums", "Verb", "master"}
+STORED = {"Kick", "Snare", "Bass", "Drums", "Verb", "master"}  # Vox has no inserts
+
+
+def _change(kind: str, session: dict, folder: Path) -> tuple[dict, set[str]]:
+    """The changed session and the routes that must run again (the rest is read back from
+    the cache, or not needed at all). Kick and Snare feed Drums; Snare and Bass send to Verb
+    (post-fader); Bass, Vox, Drums and Verb feed the master."""
     s = copy.deepcopy(session)
     tracks = {t["name"]: t for t in s["tracks"]}
+    buses = {b["name"]: b for b in s["buses"]}
     if kind == "fader":
         tracks["Kick"]["gain_db"] = -5.0
-        return s, []
+        return s, {"Drums", "master"}
     if kind == "pan":
-        tracks["Snare"]["pan"] = 0.5
-        return s, []
+        tracks["Snare"]["pan"] = 0.5  # into Drums, and its post-fader send into Verb
+        return s, {"Drums", "Verb", "master"}
     if kind == "send":
         tracks["Bass"]["sends"][0]["level_db"] = -3.0
-        return s, []
+        return s, {"Verb", "master"}
     if kind == "mute":
-        tracks["Snare"]["mute"] = True
-        return s, []  # Snare is not rendered at all
+        tracks["Snare"]["mute"] = True  # Snare is not rendered at all
+        return s, {"Drums", "Verb", "master"}
     if kind == "clip_gain":
         tracks["Snare"]["clips"][0]["gain_db"] = -1.5
-        return s, ["Snare"]
+        return s, {"Snare", "Drums", "Verb", "master"}
     if kind == "insert":
         tracks["Bass"]["inserts"][1]["ratio"] = 4
-        return s, ["Bass"]
+        return s, {"Bass", "Verb", "master"}
     if kind == "file":
         x = np.random.default_rng(99).normal(0, 0.2, (1, 30000))
         write_wav(folder / "kick.wav", x, subtype="FLOAT")
-        return s, ["Kick"]
+        return s, {"Kick", "Drums", "master"}
+    if kind == "bus_insert":
+        buses["Drums"]["inserts"][0]["ratio"] = 5
+        return s, {"Drums", "master"}
+    if kind == "bus_fader":
+        buses["Verb"]["gain_db"] = -2.0  # its pre signal is unchanged
+        return s, {"master"}
+    if kind == "master_insert":
+        s["master"]["inserts"][0]["threshold_db"] = -6
+        return s, {"master"}
     raise AssertionError(kind)
 
 
-@pytest.mark.parametrize(
-    "kind", ["fader", "pan", "send", "mute", "clip_gain", "insert", "file"]
-)
-def test_second_render_is_identical_and_reuses_what_is_unchanged(media, kind):
+KINDS = ["fader", "pan", "send", "mute", "clip_gain", "insert", "file", "bus_insert",
+         "bus_fader", "master_insert"]  # fmt: skip
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_second_render_is_identical_and_reruns_only_what_changed(media, kind):
     cache = media / "cache"
     first, manifest = _render(media, BASE, "a", cache)
     assert manifest["cache"]["reused"] == []
-    assert sorted(manifest["cache"]["stored"]) == CACHED
+    assert set(manifest["cache"]["stored"]) == STORED
     changed, again = _change(kind, BASE, media)
     cold, _ = _render(media, changed, "cold", None)
     warm, manifest = _render(media, changed, "warm", cache)
     assert warm == cold
-    muted = ["Snare"] if kind == "mute" else []
-    expected = [r for r in CACHED if r not in again and r not in muted]
-    assert sorted(manifest["cache"]["reused"]) == sorted(expected)
-    assert sorted(manifest["cache"]["stored"]) == again
-    rendered = manifest["cache"]["rendered"]
-    assert set(expected).isdisjoint(rendered)
-    assert {"Vox", "Drums", "Verb", "master"} <= set(rendered)
+    present = ROUTES - ({"Snare"} if kind == "mute" else set())
+    assert set(manifest["cache"]["rendered"]) == again | {"Vox"}  # Vox: no inserts, no entry
+    assert set(manifest["cache"]["reused"]) == present - again - {"Vox"}
+    assert set(manifest["cache"]["stored"]) == again
+    # A third render of the same session reuses everything that has an entry.
+    again_warm, manifest = _render(media, changed, "again", cache)
+    assert again_warm == cold
+    assert set(manifest["cache"]["reused"]) == present - {"Vox"}
+    assert manifest["cache"]["stored"] == []
+
+
+def _wide(count: int) -> dict:
+    """``count`` tracks into one bus, each with a post-fader send to a shared return."""
+    tracks = [
+        {
+            "name": f"T{i}",
+            "clips": [{"file": f"w{i % 4}.wav", "start_seconds": 0.001 * i}],
+            "gain_db": -6.0 - i % 3,
+            "pan": (i % 5 - 2) / 3,
+            "inserts": [{"type": "compressor", "threshold_db": -20, "ratio": 2 + i % 3}],
+            "output": "Group",
+            "sends": [{"to": "Verb", "level_db": -10.0 - i % 4, "pre_fader": i % 7 == 0}],
+        }
+        for i in range(count)
+    ]
+    return {
+        "tail_seconds": 0.05,
+        "tracks": tracks,
+        "buses": [
+            {"name": "Group", "inserts": [{"type": "compressor", "threshold_db": -10}]},
+            {"name": "Verb", "inserts": [{"type": "reverb", "room_size": 0.3}]},
+        ],
+        "master": {"inserts": [{"type": "limiter", "threshold_db": -3}]},
+    }
+
+
+@pytest.mark.parametrize("kind", ["fader", "pan", "send", "pre_fader_send_and_fader"])
+@pytest.mark.parametrize("threads", [1, 2])
+def test_many_inputs_resum_one_partial_sum(media, kind, threads):
+    # 20 inputs are summed in parts of 8, 8 and 4: one changed track re-sums its part and reads
+    # the other parts' sums back; the tracks of those parts are not run at all.
+    rng = np.random.default_rng(3)
+    for k in range(4):
+        write_wav(media / f"w{k}.wav", rng.normal(0, 0.1, (1 + k % 2, 20000)), subtype="FLOAT")
+    session = _wide(20)
+    cache = media / "cache"
+    _, manifest = _render(media, session, "a", cache, threads=threads)
+    assert manifest["cache"]["sums_stored"] == 6  # 3 partial sums into Group, 3 into Verb
+    changed = copy.deepcopy(session)
+    tracks = changed["tracks"]
+    if kind == "fader":  # T9 is in part 1 of both sums; its send is post-fader
+        tracks[9]["gain_db"] = -1.0
+    elif kind == "pan":
+        tracks[9]["pan"] = 0.9
+    elif kind == "send":  # Group is unchanged: read back whole, its tracks not needed
+        tracks[9]["sends"][0]["level_db"] = -2.0
+    else:  # T0 sends pre-fader: its fader changes part 0 of Group, not Verb
+        tracks[0]["gain_db"] = 0.0
+    cold, _ = _render(media, changed, "cold", None, threads=threads)
+    warm, manifest = _render(media, changed, "warm", cache, threads=threads)
+    assert warm == cold
+    entry = manifest["cache"]
+    part = range(0, 8) if kind == "pre_fader_send_and_fader" else range(8, 16)
+    both = kind in ("fader", "pan")
+    assert entry["sums_stored"] == (2 if both else 1)
+    assert entry["sums_reused"] == (4 if both else 2)
+    assert set(entry["idle"]) == {f"T{i}" for i in range(20) if i not in part}
+    assert set(entry["reused"]) == {f"T{i}" for i in range(20)} | (
+        {"Verb"} if kind == "pre_fader_send_and_fader" else {"Group"} if kind == "send" else set()
+    )
+    assert "master" in entry["rendered"]
 
 
 @pytest.mark.parametrize("threads", [1, 2])
@@ -149,7 +231,7 @@ def test_identical_for_block_sizes_threads_and_processes(media, threads, block_s
     cold, _ = _render(media, BASE, "cold", None, block_size=block_size, threads=threads)
     warm, manifest = _render(media, BASE, "warm", cache, block_size=block_size, threads=threads)
     assert warm == cold
-    assert sorted(manifest["cache"]["reused"]) == CACHED
+    assert set(manifest["cache"]["reused"]) == STORED
 
 
 def _entries(cache: Path) -> list[Path]:
@@ -161,21 +243,46 @@ def test_corrupt_entry_is_a_miss_and_rendered_again(media):
     cold, _ = _render(media, BASE, "cold", None)
     _render(media, BASE, "a", cache)
     entries = _entries(cache)
-    assert len(entries) == 3
-    victim = entries[0]
-    data = bytearray(victim.read_bytes())
-    data[-100] ^= 0x01  # one flipped bit in the samples
-    victim.write_bytes(bytes(data))
+    assert len(entries) == len(STORED)
+    for k, victim in enumerate(entries):
+        data = bytearray(victim.read_bytes())
+        if k % 3 == 0:
+            data[-100] ^= 0x01  # one flipped bit in the samples
+        elif k % 3 == 1:
+            data = data[:-8]  # truncated
+        else:
+            data = bytearray(b"garbage")  # no header
+        victim.write_bytes(bytes(data))
     warm, manifest = _render(media, BASE, "b", cache)
     assert warm == cold
-    assert len(manifest["cache"]["reused"]) == 2
-    assert len(manifest["cache"]["stored"]) == 1
-    # A truncated entry and a garbage header are misses too.
-    entries[1].write_bytes(entries[1].read_bytes()[:-8])
-    entries[2].write_bytes(b"garbage")
+    assert manifest["cache"]["reused"] == []
+    assert set(manifest["cache"]["stored"]) == STORED
     warm, manifest = _render(media, BASE, "c", cache)
+    assert warm == cold and set(manifest["cache"]["reused"]) == STORED
+
+
+@pytest.mark.parametrize("victim", range(len(STORED)))
+def test_one_corrupt_entry_renders_only_its_route_again(media, victim):
+    # Whichever entry fails its check (a track's, a bus's or the master's), only its route is
+    # rendered again, from inputs that come back from their own entries.
+    cache = media / "cache"
+    cold, _ = _render(media, BASE, "cold", None)
+    _render(media, BASE, "a", cache)
+    path = _entries(cache)[victim]
+    data = bytearray(path.read_bytes())
+    data[-4] ^= 0x10
+    path.write_bytes(bytes(data))
+    warm, manifest = _render(media, BASE, "b", cache)
     assert warm == cold
-    assert len(manifest["cache"]["reused"]) == 1
+    stored = set(manifest["cache"]["stored"])
+    assert set(manifest["cache"]["reused"]) == STORED - stored
+    assert len(stored) <= 1
+    # The premaster is tapped, so the master sums its inputs (the buses' entries): Kick and
+    # Snare are needed only to render a bus again; a damaged entry of theirs is never read.
+    idle = set(manifest["cache"]["idle"])
+    assert idle == {"Kick", "Snare"} - ({"Kick", "Snare"} if stored & {"Drums"} else set()) - (
+        {"Snare"} if stored & {"Verb"} else set()
+    ) - stored
 
 
 def test_concurrent_renders_share_a_cache(media):
@@ -201,7 +308,7 @@ def test_concurrent_renders_share_a_cache(media):
     assert not errors
     for i in range(3):
         assert _digests(media / f"c{i}") == cold
-    assert len(_entries(cache)) == 3
+    assert len(_entries(cache)) == len(STORED)
     assert not [p for p in (cache / "entries").iterdir() if p.name.startswith(".tmp")]
     warm, manifest = _render(media, BASE, "after", cache)
     assert warm == cold and sorted(manifest["cache"]["reused"]) == CACHED
@@ -265,7 +372,7 @@ def test_until_silent_is_not_cached(media):
 def test_worker_processes_write_entries(media):
     cache = media / "cache"
     _render(media, BASE, "a", cache, threads=2)
-    assert len(_entries(cache)) == 3
+    assert len(_entries(cache)) == len(STORED)
     cold, _ = _render(media, BASE, "cold", None, threads=1)
     warm, manifest = _render(media, BASE, "b", cache, threads=2)
     assert warm == cold and sorted(manifest["cache"]["reused"]) == CACHED

@@ -195,3 +195,47 @@ def test_flac_over_the_cap_falls_back_to_opus_after_the_pass(tmp_path: Path) -> 
     data = json.loads(re.search(r'id="player-data">(.*?)</script>', text).group(1))
     assert data["mode"] == "embed" and data["codec"] == "opus"
     assert text.count('data-codec="opus"') == 4
+
+
+def test_lossless_links_instead_of_opus_when_flac_would_pass_the_cap(tmp_path: Path) -> None:
+    # What a render's own report does: never the Opus fallback (its CPU cost is a render's).
+    package = write_bare_package(tmp_path / "pkg", seconds=1.0, rate=48000)
+    out = write_package_report(package, None, None, audio="lossless", cap_bytes=10_000)
+    text = out.read_text()
+    data = json.loads(re.search(r'id="player-data">(.*?)</script>', text).group(1))
+    assert data["mode"] == "link" and 'data-codec="opus"' not in text
+    assert "`stemprint report PACKAGE` embeds Opus copies instead" in text
+
+
+def test_lossless_links_when_flac_passes_the_cap_after_the_pass(tmp_path: Path) -> None:
+    from tests.conftest import write_wav
+
+    rng = np.random.default_rng(1)
+    stems = [np.round(rng.uniform(-0.3, 0.3, (2, 24000)) * 2**23) / 2**23 for _ in range(3)]
+    for k, x in enumerate(stems):  # noise: the size guess is too low, the pass finds out
+        write_wav(tmp_path / "stems" / f"s{k}.wav", x, subtype="PCM_24")
+    write_wav(tmp_path / "premaster.wav", sum(stems), subtype="FLOAT")
+    out = write_package_report(tmp_path, None, None, audio="lossless", cap_bytes=600_000)
+    text = out.read_text()
+    data = json.loads(re.search(r'id="player-data">(.*?)</script>', text).group(1))
+    assert data["mode"] == "link" and 'data-codec="opus"' not in text
+    assert "embeds Opus copies instead" in text
+
+
+def test_lossless_through_the_cli_embeds_flac_that_fits(tmp_path: Path) -> None:
+    import base64
+    import io
+
+    import soundfile as sf
+
+    package = write_bare_package(tmp_path / "pkg", seconds=0.5, rate=48000)
+    result = runner.invoke(app, ["report", str(package), "--audio", "lossless", "-q"])
+    assert result.exit_code == 0, result.output
+    text = (package / "report.html").read_text()
+    data = json.loads(re.search(r'id="player-data">(.*?)</script>', text).group(1))
+    assert data["mode"] == "embed" and data["codec"] == "flac"
+    first = data["stems"][0]
+    blob = re.search(rf'id="{first["src"]}"[^>]*>([^<]*)<', text).group(1)
+    decoded, _ = sf.read(io.BytesIO(base64.b64decode(blob)), dtype="int32")
+    original, _ = sf.read(package / first["label"], dtype="int32")
+    assert np.array_equal(decoded, original)  # lossless: the file's own samples

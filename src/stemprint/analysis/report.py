@@ -27,18 +27,18 @@ import os
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from rich import box
-from rich.console import Console
-from rich.markup import escape
-from rich.table import Table
 
 from .audio import amplitude_to_db
 from .findings import SEVERITY_ORDER, Finding, to_jsonable
 from .meters import FileLevels, loudness_channel_names
 from .nulltest import NullResult
+
+if TYPE_CHECKING:
+    from rich.console import Console
+    from rich.table import Table
 
 #: Version of the ``to_dict`` layout; bumped when keys change meaning.
 REPORT_SCHEMA = "stemprint.verify/1"
@@ -402,6 +402,13 @@ def write_report_json(report: VerificationReport, path: Path, reproducible: bool
     return path
 
 
+def escape(text: str) -> str:
+    """rich's markup escaping; rich is imported only to print (a render never prints)."""
+    from rich.markup import escape as rich_escape
+
+    return rich_escape(text)
+
+
 def _fmt(value: float | None, digits: int = 1) -> str:
     if value is None:
         return "–"
@@ -496,6 +503,9 @@ def _print_files(report: VerificationReport, console: Console) -> None:
 
 def _levels_table(report: VerificationReport) -> Table:
     """Per-file levels keyed by the file's number in the list above (fits 80 columns)."""
+    from rich import box
+    from rich.table import Table
+
     table = Table(
         box=box.SIMPLE_HEAD,
         collapse_padding=True,

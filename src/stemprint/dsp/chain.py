@@ -11,6 +11,12 @@ Invariants
   begin and end): a stage's latency is ``CHUNK_SAMPLES`` plus the plug-ins' own hold-back,
   measured by probing with silence. stemprint's own processors (``sample_delay``,
   ``sidechain_compressor``) run between stages on any block size.
+- A stage of only :data:`~stemprint.dsp.inserts.ZERO_LATENCY_TYPES` holds nothing back and is
+  not probed; any other built-in stage is probed once per process for each set of plug-ins,
+  parameters, rate, channels and call size (the hold-back does not depend on the instance);
+  a stage hosting a VST3/AU is probed every time. Not probing changes no output sample: a
+  stage is reset after its probe (tested). :func:`known_latency` gives a chain's latencies
+  without building its plug-ins when every stage's hold-back is known.
 - A chain's latency is the sum of its stages' latencies plus every latency the inserts declare
   (``latency_samples:``); ``input_latency_samples[i]`` is the latency inside the chain at insert
   ``i``'s input, so a sidechain key can be aligned with the audio at that insert.
@@ -24,12 +30,53 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from stemprint.dsp.inserts import CHUNK_SAMPLES, InsertSpec
+from stemprint.dsp.inserts import CHUNK_SAMPLES, EXTERNAL_TYPES, ZERO_LATENCY_TYPES, InsertSpec
 from stemprint.errors import RenderError
 
 INSERT_CONTROL_INTERVAL = 256
 """Automated insert parameters change every 256 samples (5.3 ms at 48 kHz), on a grid anchored
 to the session timeline, whatever the render block size."""
+
+_PROBED: dict[tuple[Any, ...], tuple[int, int]] = {}
+"""``(output channels, hold-back samples)`` of every built-in stage probed in this process, by
+:func:`_probe_key`: the graph's compile and each render build the same stages."""
+
+
+def _probe_key(
+    specs: Sequence[InsertSpec], sample_rate: int, channels: int, automated: bool
+) -> tuple[Any, ...] | None:
+    """What a stage's hold-back depends on, or ``None`` for a hosted plug-in (never reused:
+    its latency is the plug-in's own business)."""
+    if any(spec.type in EXTERNAL_TYPES for spec in specs):
+        return None
+    plugins = tuple((spec.type, repr(sorted(spec.params.items()))) for spec in specs)
+    # Automated stages are fed in control-interval pieces: another call size.
+    return plugins, sample_rate, channels, automated
+
+
+def _known_holdback(
+    specs: Sequence[InsertSpec], sample_rate: int, channels: int, automated: bool
+) -> tuple[int, int] | None:
+    """A pedalboard stage's ``(output channels, hold-back)`` when known without feeding it:
+    zero-latency plug-ins only, or probed before in this process; else ``None``."""
+    if all(spec.type in ZERO_LATENCY_TYPES for spec in specs):
+        return channels, 0
+    key = _probe_key(specs, sample_rate, channels, automated)
+    return _PROBED.get(key) if key is not None else None
+
+
+def _stage_groups(specs: Sequence[InsertSpec], automation: dict[int, Any]) -> list[list[int]]:
+    """The insert indices of each stage of a chain, in order: a native or automated insert
+    alone, consecutive other pedalboard plug-ins together."""
+    groups: list[list[int]] = []
+    group: list[int] = []
+    for index, spec in enumerate(specs):
+        if spec.native or index in automation:
+            groups += [group, [index]] if group else [[index]]
+            group = []
+        else:
+            group.append(index)
+    return groups + [group] if group else groups
 
 
 class Processor(Protocol):
@@ -70,7 +117,7 @@ class PedalboardStage:
         self._board = pedalboard.Pedalboard([s.build() for s in specs])
         self._automation = automation or {}
         self._lag = 0  # how far the input lags the session timeline
-        self.output_channels, holdback = self._probe_holdback()
+        self.output_channels, holdback = self._holdback(specs)
         self.holdback_samples = holdback
         self.latency_samples = CHUNK_SAMPLES + holdback
         self.reset()
@@ -81,6 +128,18 @@ class PedalboardStage:
         self._fed = 0  # input samples fed so far
         self._pending_in = np.zeros((self.channels, 0), np.float32)
         self._pending_out = np.zeros((self.output_channels, self.latency_samples), np.float32)
+
+    def _holdback(self, specs: Sequence[InsertSpec]) -> tuple[int, int]:
+        """``(output channels, hold-back)``: known, probed before in this process, or probed."""
+        automated = bool(self._automation)
+        known = _known_holdback(specs, self.sample_rate, self.channels, automated)
+        if known is not None:
+            return known
+        probed = self._probe_holdback()
+        key = _probe_key(specs, self.sample_rate, self.channels, automated)
+        if key is not None:
+            _PROBED[key] = probed
+        return probed
 
     def _probe_holdback(self) -> tuple[int, int]:
         """Feed silence in fixed chunks and measure how many samples the plug-ins hold back."""
@@ -198,19 +257,8 @@ class InsertChain:
         self.buffering_samples = 0
         self.output_channels = channels
         automation = automation or {}
-        group: list[int] = []
-        for index, spec in enumerate(self.specs):
-            if spec.native or index in automation:
-                self._add_group(group, sample_rate)
-                group = []
-                self._add(index, [index], sample_rate, automation.get(index))
-            else:
-                group.append(index)
-        self._add_group(group, sample_rate)
-
-    def _add_group(self, indices: list[int], sample_rate: int) -> None:
-        if indices:
-            self._add(indices[0], indices, sample_rate, None)
+        for indices in _stage_groups(self.specs, automation):
+            self._add(indices[0], indices, sample_rate, automation.get(indices[0]))
 
     def _add(
         self, first: int, indices: list[int], sample_rate: int, automation: dict[str, Any] | None
@@ -269,6 +317,37 @@ class InsertChain:
             key = (keys or {}).get(slot.first_insert) if slot.keyed else None
             x = slot.processor.process(x, key)
         return np.asarray(x, dtype=np.float64)
+
+
+def known_latency(
+    specs: Sequence[InsertSpec],
+    sample_rate: int,
+    channels: int,
+    automation: dict[int, dict[str, Any]] | None = None,
+) -> tuple[int, dict[int, int], int] | None:
+    """``(latency_samples, input_latency_samples, buffering_samples)`` of the
+    :class:`InsertChain` these arguments build, without building its plug-ins, when every
+    pedalboard stage's hold-back is known (:data:`~stemprint.dsp.inserts.ZERO_LATENCY_TYPES`,
+    or probed before in this process); ``None`` otherwise (build the chain to probe it)."""
+    automation = automation or {}
+    latency = buffering = 0
+    inputs: dict[int, int] = {}
+    for indices in _stage_groups(specs, automation):
+        first = specs[indices[0]]
+        if first.native:
+            stage_latency = int(first.build(sample_rate).latency_samples)  # numpy, cheap
+        else:
+            group = [specs[i] for i in indices]
+            known = _known_holdback(group, sample_rate, channels, bool(automation.get(indices[0])))
+            if known is None:
+                return None
+            channels, holdback = known
+            stage_latency = CHUNK_SAMPLES + holdback
+            buffering += CHUNK_SAMPLES
+        for i in indices:
+            inputs[i] = latency
+        latency += stage_latency + sum(specs[i].declared_latency_samples for i in indices)
+    return latency, inputs, buffering
 
 
 def measure_latency(

@@ -37,6 +37,20 @@ calls two render threads ran slower than one; with 16384 they run 1.3x faster (b
 """
 
 EXTERNAL_TYPES = ("vst3", "audio_unit")
+
+ZERO_LATENCY_TYPES = frozenset(
+    {
+        "bitcrush", "chorus", "clipping", "compressor", "convolution", "delay", "distortion",
+        "gain", "high_shelf_filter", "highpass_filter", "invert", "ladder_filter", "limiter",
+        "low_shelf_filter", "lowpass_filter", "noise_gate", "peak_filter", "phaser", "reverb",
+    }
+)  # fmt: skip
+"""pedalboard built-ins that return every call's samples at once and keep the channel count
+(no lookahead, no resampling, no codec), whatever their parameters: a stage of only these holds
+nothing back, so its latency is known without probing (``dsp.chain``; tested against the probe).
+Every other type is probed: the latent built-ins (``brickwall_limiter``, ``pitch_shift``,
+``resample``, the codecs), any built-in not listed here, and hosted plug-ins."""
+
 _CONTAINERS = {"Plugin", "PluginContainer", "Pedalboard", "Chain", "Mix", "ExternalPlugin"}
 _EXTERNAL_CLASSES = {"VST3Plugin", "AudioUnitPlugin"}
 

@@ -12,12 +12,15 @@ Invariants
   compensated (``compensated_to_samples`` is the route's output latency on the timeline).
 - Every number is of the files as written: lengths and peaks from the writers, the tail from
   the length actually kept (an until-silent tail is what was kept, not its cap).
+- Every ``sha256`` is of the file's bytes on disk when the manifest is built; the files are
+  hashed side by side (:func:`sha256_files`), each digest the same as :func:`sha256_file`'s.
 """
 
 from __future__ import annotations
 
 import hashlib
 import math
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -57,6 +60,18 @@ def sha256_file(path: Path) -> str:
     return digest.hexdigest()
 
 
+def sha256_files(paths: Sequence[Path]) -> list[str]:
+    """:func:`sha256_file` of every path, in order, hashed on up to one thread per CPU
+    (hashlib and file reads release the GIL: a package's files hash side by side)."""
+    threads = min(len(paths), os.cpu_count() or 1)
+    if threads < 2:
+        return [sha256_file(path) for path in paths]
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(threads, thread_name_prefix="stemprint-sha256") as pool:
+        return list(pool.map(sha256_file, paths))
+
+
 def json_db(value: float) -> float | None:
     """JSON-safe dB value (``None`` for −∞)."""
     return None if math.isinf(value) else round(value, 4)
@@ -64,7 +79,8 @@ def json_db(value: float) -> float | None:
 
 def build_manifest(m: ManifestInput) -> dict[str, Any]:
     """The manifest as a JSON-ready dict (peak warnings are appended to ``m.warnings``)."""
-    files = [_file_entry(m, tap) for tap in m.taps]
+    digests = sha256_files([m.root / m.paths[tap.key] for tap in m.taps])
+    files = [_file_entry(m, tap, digest) for tap, digest in zip(m.taps, digests, strict=True)]
     graph = m.graph
     rate = graph.sample_rate
     sums_to = "premaster" if any(t.role == "premaster" for t in m.taps) else "mix"
@@ -126,7 +142,7 @@ def _latency(graph: RenderGraph) -> dict[str, Any]:
     }
 
 
-def _file_entry(m: ManifestInput, tap: Tap) -> dict[str, Any]:
+def _file_entry(m: ManifestInput, tap: Tap, sha256: str) -> dict[str, Any]:
     writer = m.writers[tap.key]
     spec = tap.spec
     by_key = m.graph.by_key
@@ -146,7 +162,7 @@ def _file_entry(m: ManifestInput, tap: Tap) -> dict[str, Any]:
         "clipped_samples": writer.stats.clipped_samples,
         "latency_compensated_samples": tap.latency_samples,
         "tap_point": spec.tap_point,
-        "sha256": sha256_file(m.root / m.paths[tap.key]),
+        "sha256": sha256,
     }
     if spec.tracks is not None and spec.kind != "pre_sum":
         entry["tracks"] = [by_key[k].name for k in m.graph.routing.in_order(spec.tracks)]

@@ -94,7 +94,7 @@ class RenderOptions:
         ``auto`` (TPDF when writing 16-bit), ``none``, ``tpdf``.
     block_size
         Render block in samples (speed only; the output does not depend on it); default:
-        16384 up to 16 tracks, halved as tracks double, at least 2048
+        16384 up to 32 tracks, then smaller as tracks grow (128 tracks: 2048)
         (``render.engine.auto_block_size``).
     threads
         Worker threads (default: one per CPU; speed only).
@@ -115,8 +115,9 @@ class RenderOptions:
     report
         Write ``report.html`` into the package (plots, the routing, a stem player).
     cache_dir
-        Reuse and store track routes' rendered signals in this folder (``render.cache``;
-        ``render --cache DIR``); the package is identical to one rendered without it.
+        Reuse and store routes' rendered signals in this folder (``render.cache``;
+        ``render --cache DIR``); ``Path("auto")``: ``.stemprint-cache`` beside ``out_dir``.
+        The package is identical to one rendered without it.
     cache_max_bytes
         The cache folder's size cap (default ``render.cache.DEFAULT_MAX_BYTES``).
     import_report
@@ -236,6 +237,7 @@ def render_package(
     options = options or RenderOptions()
     out_dir = Path(out_dir)
     check_output_dir(out_dir, options.force, session_inputs(loaded))
+    options = _with_cache_dir(options, out_dir)
     if graph is None:
         graph = compile_session(loaded, allow_plugins=options.allow_plugins)
     job = _plan_job(loaded, graph, options)
@@ -346,6 +348,29 @@ def _delivery(loaded: LoadedSession, options: RenderOptions) -> ResolvedDelivery
     return replace(delivery, **{k: v for k, v in overrides.items() if v is not None})
 
 
+AUTO_CACHE = Path("auto")
+"""``cache_dir=Path("auto")`` (``--cache auto``): :data:`AUTO_CACHE_NAME` beside the output."""
+AUTO_CACHE_NAME = ".stemprint-cache"
+
+
+def _with_cache_dir(options: RenderOptions, out_dir: Path) -> RenderOptions:
+    """Resolve ``auto`` to the folder beside the output; refuse a cache inside the output
+    (``--force`` replaces the output folder, the cache with it)."""
+    cache = options.cache_dir
+    if cache is None:
+        return options
+    if Path(cache) == AUTO_CACHE:
+        cache = out_dir.absolute().parent / AUTO_CACHE_NAME
+    inside = Path(cache).absolute()
+    if inside == out_dir.absolute() or out_dir.absolute() in inside.parents:
+        raise InputError(
+            f"cache folder {cache} is inside the output folder {out_dir}",
+            field="--cache",
+            fix=f"name a folder outside it, or --cache auto ({AUTO_CACHE_NAME} beside it)",
+        )
+    return replace(options, cache_dir=Path(cache))
+
+
 def _cache(options: RenderOptions) -> Any:
     """The render cache the options name, or ``None``."""
     if options.cache_dir is None:
@@ -409,7 +434,8 @@ def _write_package(
     if job.options.report:
         from stemprint.report import REPORT_NAME, write_package_report
 
-        write_package_report(tmp, manifest, report)
+        # Lossless or linked: an Opus copy of a long package costs about what its render did.
+        write_package_report(tmp, manifest, report, audio="lossless")
         manifest["report"] = REPORT_NAME
         _write_json(tmp / "manifest.json", manifest)
     return PackageResult(tmp, manifest, warnings, report)
@@ -430,8 +456,11 @@ def _derived_files(job: _Job, tmp: Path, manifest: dict[str, Any]) -> None:
 
         context = DeliverableContext(tmp, manifest, job.loaded, delivery)
         manifest["files"] = [*manifest["files"], *write_deliverables(context)]
-    if delivery.channel_files or delivery.ni_stem is not None or delivery.previews or (
-        delivery.handoff
+    if (
+        delivery.channel_files
+        or delivery.ni_stem is not None
+        or delivery.previews
+        or (delivery.handoff)
     ):
         _write_json(tmp / "manifest.json", manifest)
 
@@ -461,9 +490,7 @@ def _live_measurement(job: _Job, tmp: Path) -> LiveMeasurement | None:
     return LiveMeasurement(files, sums=sums, root=tmp)
 
 
-def _open_writers(
-    job: _Job, tmp: Path, live: LiveMeasurement | None
-) -> dict[str, AudioWriter]:
+def _open_writers(job: _Job, tmp: Path, live: LiveMeasurement | None) -> dict[str, AudioWriter]:
     region = job.region
     until = job.extent.until_silent
     # With an until-silent tail the writers hold back what may still be cut: the hold, a block,
@@ -654,6 +681,7 @@ def render_regions(
     options = options or RenderOptions()
     out_dir = Path(out_dir)
     check_output_dir(out_dir, options.force, session_inputs(loaded))
+    options = _with_cache_dir(options, out_dir)
     if not loaded.session.regions:
         raise InputError(
             "the session has no regions", field="regions", fix="add `regions:` to the session"

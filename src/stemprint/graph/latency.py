@@ -21,7 +21,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from types import MappingProxyType
 
-from stemprint.dsp.chain import InsertChain, measure_latency
+from stemprint.dsp.chain import InsertChain, known_latency, measure_latency
 from stemprint.graph.types import Node, RenderGraph
 
 
@@ -35,22 +35,26 @@ class ChainLatency:
 
 
 def probe_chains(nodes: list[Node], sample_rate: int) -> dict[str, ChainLatency]:
-    """Build every audible node's insert chain once and read its latency.
+    """Every audible node's insert chain latency: known without building the plug-ins
+    (``dsp.chain.known_latency``), or read from the chain built once to probe it.
 
-    The chains are discarded: the engine builds its own (each render instance has its own
-    plug-in state); pedalboard plug-ins are cheap to build, and their hold-back does not
-    depend on the instance.
+    Built chains are discarded: the engine builds its own (each render instance has its own
+    plug-in state); their hold-back does not depend on the instance.
     """
     found: dict[str, ChainLatency] = {}
     for node in nodes:
         if node.audible and node.inserts:
-            chain = InsertChain(
-                node.inserts, sample_rate, node.channels, node.insert_automation()
-            )
-            found[node.key] = ChainLatency(
-                chain.latency_samples, chain.input_latency_samples, chain.buffering_samples
-            )
+            found[node.key] = _chain_latency(node, sample_rate)
     return found
+
+
+def _chain_latency(node: Node, sample_rate: int) -> ChainLatency:
+    automation = node.insert_automation()
+    known = known_latency(node.inserts, sample_rate, node.channels, automation)
+    if known is not None:
+        return ChainLatency(*known)
+    chain = InsertChain(node.inserts, sample_rate, node.channels, automation)
+    return ChainLatency(chain.latency_samples, chain.input_latency_samples, chain.buffering_samples)
 
 
 def compensate(nodes: list[Node], chains: dict[str, ChainLatency]) -> tuple[Node, ...]:
@@ -73,9 +77,7 @@ def compensate(nodes: list[Node], chains: dict[str, ChainLatency]) -> tuple[Node
                 arrival = max(arrival, done[key.source].latency_samples - offset)
         inputs = tuple(
             # An inaudible source's (silent) edge needs no delay.
-            replace(
-                e, delay_samples=max(arrival - done[e.source].source_latency_samples(e.tap), 0)
-            )
+            replace(e, delay_samples=max(arrival - done[e.source].source_latency_samples(e.tap), 0))
             for e in node.inputs
         )
         keys = tuple(

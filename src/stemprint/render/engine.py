@@ -29,8 +29,9 @@ from stemprint.dsp.inserts import EXTERNAL_TYPES
 from stemprint.errors import InputError
 from stemprint.graph.outputs import OutputSpec, default_outputs
 from stemprint.graph.types import RenderExtent, RenderGraph
-from stemprint.render.cache import CachePlan, RenderCache
-from stemprint.render.plan import PlanBuilder, RenderPlan, SignalRef, source_key
+from stemprint.render.cache import RenderCache
+from stemprint.render.cache_plan import CachePlan, build_cache_plan
+from stemprint.render.plan import InstanceKey, PlanBuilder, RenderPlan, SignalRef, source_key
 from stemprint.render.runner import BlockRunner
 from stemprint.render.scheduler import BLOCKS_IN_FLIGHT, Scheduler, Sink, TrimmedSink
 from stemprint.render.sources import ClipReader
@@ -41,14 +42,17 @@ MIN_BLOCK_SIZE = 32
 """Smallest render block: pedalboard guesses the channel axis of tiny buffers."""
 
 DEFAULT_BLOCK_SIZE = 16384
-"""The largest default render block (sessions of up to 16 tracks)."""
+"""The largest default render block (sessions of up to :data:`FULL_BLOCK_TRACKS` tracks)."""
 
-BLOCK_TRACK_SAMPLES = 16 * 16384
-"""Default block x audible tracks: memory in flight grows with both (every track's signals of
-every block in flight, and its share of the worker slots), so the default block shrinks as
-tracks grow. Measured on two cores: 32 tracks x 3 min at 8192 takes 120 instead of 164 MB (the
-process tree's PSS) and is 2-8 % slower than at 16384; 128 tracks x 1 min at 2048: 155 MB
-against 264 MB at 8192, ~10 % slower. ``--block-size`` trades one for the other."""
+FULL_BLOCK_TRACKS = 32
+"""Audible tracks up to which the default block is :data:`DEFAULT_BLOCK_SIZE`. Beyond, memory in
+flight grows with tracks times block (every track's signals of every block in flight, and its
+share of the worker slots), so the block shrinks as ``tracks ** -1.5`` (a power of two): 48
+tracks 8192, 64 tracks 4096, 128 tracks 2048. Measured on two cores (2026-12-02), 32 tracks x 3
+min: 16384 took 6.1-6.5 s and 10.8-11.4 CPU s, 8192 took 6.7-8.9 s and 12.0-12.6 CPU s (the
+per-block Python work), for 112 MB instead of 92 (the largest process); 128 tracks x 1 min at
+2048 took 155 MB (the process tree's PSS) against 264 MB at 8192. ``--block-size`` trades one
+for the other."""
 
 MIN_DEFAULT_BLOCK_SIZE = 2048
 """Below this the per-block Python work dominates."""
@@ -61,7 +65,8 @@ reads at once, so the worker keeps working while both are read."""
 def auto_block_size(tracks: int) -> int:
     """The default render block for a session of ``tracks`` audible tracks (a power of two)."""
     block = DEFAULT_BLOCK_SIZE
-    while block > MIN_DEFAULT_BLOCK_SIZE and block * max(tracks, 1) > BLOCK_TRACK_SAMPLES:
+    limit = DEFAULT_BLOCK_SIZE**2 * FULL_BLOCK_TRACKS**3  # block² x tracks³, in integers
+    while block > MIN_DEFAULT_BLOCK_SIZE and block**2 * max(tracks, 1) ** 3 > limit:
         block //= 2
     return block
 
@@ -88,8 +93,9 @@ class Renderer:
         exists, and no hosted VST3/AU plug-in is in the session); ``False`` keeps everything
         in threads of this process.
     cache
-        Reuse and store track routes' ``pre`` signals there (``render.cache``); the output does
-        not depend on it. After :meth:`run`, :attr:`cache_report` says what was reused.
+        Reuse and store routes' ``pre`` signals and partial sums there (``render.cache``); the
+        output does not depend on it. After :meth:`run`, :attr:`cache_report` says what was
+        reused.
     """
 
     def __init__(
@@ -165,7 +171,8 @@ class Renderer:
             for n in self.graph.nodes
             if n.kind == "track" and n.audible
         }
-        remote = self._track_workers(runner) if self.processes and self.threads > 1 else []
+        needed = cache_plan.signals if cache_plan is not None else self._consumed()
+        remote = self._track_workers(runner, needed) if self.processes and self.threads > 1 else []
         taps = [t for t in self.taps if t.key in trimmed]
         scheduler = Scheduler(
             runner, blocks, readers, taps, trimmed, extent.until_silent, progress, remote
@@ -189,13 +196,16 @@ class Renderer:
     def _cache_plan(self, extent: RenderExtent, run_length: int) -> CachePlan | None:
         if self.cache is None:
             return None
-        needed = self._consumed()
-        return self.cache.plan(
+        taps: set[SignalRef] = set()
+        for tap in self.taps:
+            taps |= tap.consumed()
+        return build_cache_plan(
+            self.cache,
             self.plan,
             extent,
             run_length,
-            {key for kind, key in needed if kind == "input"},
-            {key[0] for kind, key in needed if kind == "source"},
+            {key for kind, key in self.plan.consumed() if kind == "input"},  # pre-FX sends
+            taps,
             self.threads,
         )
 
@@ -227,22 +237,25 @@ class Renderer:
                 for reader in track_readers:
                     reader.close()
 
-    def _track_workers(self, runner: BlockRunner) -> list[TrackWorker]:
-        """One worker process per share of the tracks (none if it would not pay)."""
+    def _track_workers(
+        self, runner: BlockRunner, needed: set[SignalRef] | None = None
+    ) -> list[TrackWorker]:
+        """One worker process per share of the tracks (none if it would not pay; none for a
+        share the cache leaves nothing to run in). ``needed``: the signals read (default:
+        every signal something consumes)."""
+        needed = self._consumed() if needed is None else needed
         by_track = self.plan.track_instances()
-        needed = self._consumed()
-        return [
-            TrackWorker(
-                runner,
-                share,
-                [i for key in share for i in by_track[key]],
-                self._shipped(runner, share, by_track, needed),
-                WORKER_SLOTS,
-            )
-            for share in self._worker_shares()
-        ]
+        workers = []
+        for share in self._worker_shares(runner.idle):
+            instances = [i for key in share for i in by_track[key] if i.key not in runner.idle]
+            if instances:
+                shipped = self._shipped(runner, share, by_track, needed)
+                workers.append(TrackWorker(runner, share, instances, shipped, WORKER_SLOTS))
+        return workers
 
-    def _worker_shares(self) -> list[list[str]]:
+    def _worker_shares(
+        self, idle: frozenset[InstanceKey] | set[InstanceKey] = frozenset()
+    ) -> list[list[str]]:
         """The tracks of each worker process.
 
         A track goes to a worker with all its instances when none of them reads a sidechain
@@ -250,8 +263,11 @@ class Renderer:
         dealt by cost (channels x inserts) to the least loaded worker. A session that hosts a
         VST3/AU is never forked (such a plug-in may run threads or talk to its framework).
         """
-        by_track = self.plan.track_instances()
-        eligible = [k for k, ins in by_track.items() if not any(i.keys for i in ins)]
+        by_track = {
+            k: [i for i in ins if i.key not in idle]
+            for k, ins in self.plan.track_instances().items()
+        }
+        eligible = [k for k, ins in by_track.items() if ins and not any(i.keys for i in ins)]
         count = min(self.threads, len(eligible))
         hosted = any(s.type in EXTERNAL_TYPES for n in self.graph.nodes for s in n.inserts)
         if count < 2 or hosted:

@@ -7,8 +7,9 @@ Invariants
   render builds a second runner, so nothing carries over between renders.
 - Each unit's arithmetic is the same whoever runs it (a thread here, a track worker process):
   a track's clips are read in timeline order; an instance sums its inputs in the node's edge
-  order, in float64; polarity, inserts, then fader and pan. The output does not depend on the
-  block size, the thread count or the scheduling order.
+  order, in float64 (in partial sums of consecutive edges when it has many:
+  ``render.cache_keys.partial_sums``); polarity, inserts, then fader and pan. The output does
+  not depend on the block size, the thread count or the scheduling order.
 - Strip math: ``pre = chain(±input)`` (a dry instance delays by the chain's latency instead);
   ``post = fader_pan(pre)`` with the route's pan law (``dsp.strip``); the master's ``post``
   is ``pre`` on two channels times its gain, then its balance (with its automation).
@@ -37,6 +38,7 @@ from stemprint.dsp.layouts import convert, layout_of, lfe_index
 from stemprint.dsp.strip import balance, fader_pan, fader_pan_automated, to_stereo
 from stemprint.errors import RenderError
 from stemprint.graph.types import Edge, Node, RenderExtent
+from stemprint.render.cache_keys import partial_sums
 from stemprint.render.plan import (
     Instance,
     InstanceKey,
@@ -47,7 +49,7 @@ from stemprint.render.plan import (
 from stemprint.render.sources import ClipReader
 
 if TYPE_CHECKING:
-    from stemprint.render.cache import CachePlan
+    from stemprint.render.cache_plan import CachePlan
 
 
 @dataclass
@@ -115,7 +117,11 @@ class BlockRunner:
         self.cache = cache
         self._hits = cache.hits if cache is not None else {}
         self._writers = cache.misses if cache is not None else {}
+        self._part_hits = cache.part_hits if cache is not None else {}
+        self._part_writers = cache.part_writers if cache is not None else {}
+        self._input_needed = cache.input_needed if cache is not None else set()
         self._skip_reads = cache.skip_reads if cache is not None else set()
+        self.idle: set[InstanceKey] = cache.idle if cache is not None else set()
         self._mute_ramp_samples = mute_ramp_samples(self.graph.sample_rate)
         self._strips = {key: self._strip(i) for key, i in plan.instances.items()}
         self._states: dict[int, BlockState] = {}
@@ -129,8 +135,8 @@ class BlockRunner:
     def _strip(self, instance: Instance) -> _Strip:
         node = instance.node
         strip = _Strip()
-        if instance.key in self._hits:
-            return strip  # its ``pre`` comes from the cache
+        if instance.key in self._hits or instance.key in self.idle:
+            return strip  # its ``pre`` comes from the cache, or nothing needs it
         if node.inserts and instance.dry:
             if node.chain_latency_samples:
                 strip.bypass = DelayLine(node.channels, node.chain_latency_samples)
@@ -141,6 +147,10 @@ class BlockRunner:
         if node.kind == "track" and node.input_latency_samples:
             strip.source_delay = DelayLine(node.channels, node.input_latency_samples)
         return strip
+
+    def live_inputs(self, instance: Instance) -> list[tuple[Edge, InstanceKey]]:
+        """The input edges this render computes for ``instance`` (the cache may hold the rest)."""
+        return self.cache.live_inputs(instance) if self.cache is not None else list(instance.inputs)
 
     def output_channels(self, instance: Instance) -> int:
         """Channels of an instance's ``pre`` signal."""
@@ -197,7 +207,7 @@ class BlockRunner:
         node = instance.node
         state = self.state(block)
         hit = self._hits.get(instance.key)
-        if hit is not None:
+        if hit is not None and instance.key not in self._input_needed:
             pre = hit.block(block * self.block_size, self.block_size)
             state.pre[instance.key] = pre
             self._post(instance, pre, state, block)
@@ -208,10 +218,42 @@ class BlockRunner:
             if strip.source_delay is not None:
                 x = strip.source_delay.process(x)
         else:
-            x = np.zeros((node.channels, self.block_size))
-            for edge, source in instance.inputs:
-                np.add(x, self.edge_signal(edge, source, state, block), out=x)
+            x = self._input_sum(instance, state, block)
         self._process(instance, strip, x, state, block)
+
+    def _input_sum(self, instance: Instance, state: BlockState, block: int) -> np.ndarray:
+        """A bus's or the master's input: its edges summed in edge order, in partial sums when it
+        has many (``render.cache_keys.partial_sums``: the same arithmetic with or without the
+        cache); a partial sum may come from the cache."""
+        inputs = instance.inputs
+        parts = partial_sums(len(inputs))
+        if len(parts) == 1:
+            return self._edges_sum(instance.node.channels, inputs, state, block)
+        n = self.block_size
+        x = np.zeros((instance.node.channels, n))
+        for c, (a, b) in enumerate(parts):
+            hit = self._part_hits.get((instance.key, c))
+            if hit is not None:
+                part = hit.block(block * n, n)
+            else:
+                part = self._edges_sum(instance.node.channels, inputs[a:b], state, block)
+                writer = self._part_writers.get((instance.key, c))
+                if writer is not None:
+                    writer.write(block * n, part)
+            np.add(x, part, out=x)
+        return x
+
+    def _edges_sum(
+        self,
+        channels: int,
+        inputs: tuple[tuple[Edge, InstanceKey], ...],
+        state: BlockState,
+        block: int,
+    ) -> np.ndarray:
+        x = np.zeros((channels, self.block_size))
+        for edge, source in inputs:
+            np.add(x, self.edge_signal(edge, source, state, block), out=x)
+        return x
 
     def _process(
         self, instance: Instance, strip: _Strip, x: np.ndarray, state: BlockState, block: int
@@ -222,7 +264,10 @@ class BlockRunner:
             x = -x
         if node.kind == "master" or instance.key in self._keep_input:
             state.input[instance.key] = x  # the premaster, or a pre-FX send's source
-        if strip.chain is not None:
+        hit = self._hits.get(instance.key)
+        if hit is not None:  # its input was needed (the premaster); its ``pre`` is read back
+            x = hit.block(block * self.block_size, self.block_size)
+        elif strip.chain is not None:
             x = strip.chain.process(x, self._keys(instance, state, block, x.shape[1]))
             check_finite(x, node, start - strip.chain.latency_samples, "its inserts")
         elif strip.bypass is not None:
@@ -287,8 +332,10 @@ class BlockRunner:
         """Fader, then the surround panner, a mono sum, or a surround route's own layout."""
         gain = self._fader_gain(node, start, x.shape[1])
         if node.surround is not None:
-            panned = node.surround @ x if x.shape[0] == node.channels else convert(
-                x, layout_of(x.shape[0]), node.post_layout
+            panned = (
+                node.surround @ x
+                if x.shape[0] == node.channels
+                else convert(x, layout_of(x.shape[0]), node.post_layout)
             )
         else:
             panned = convert(x, layout_of(x.shape[0]), node.post_layout)
@@ -331,9 +378,7 @@ class BlockRunner:
             delayed.next_block = block + 1
             return signal
 
-    def _gained(
-        self, edge: Edge, source: InstanceKey, state: BlockState, block: int
-    ) -> np.ndarray:
+    def _gained(self, edge: Edge, source: InstanceKey, state: BlockState, block: int) -> np.ndarray:
         """An edge's tapped signal times its gain (send level, automation, pre-fader mute), then
         the send's pan."""
         signal = self._gained_unpanned(edge, source, state, block)
@@ -381,9 +426,7 @@ class BlockRunner:
         out[lfe_index(edge.target_layout) or 0] = mono
         return out
 
-    def tap_delay(
-        self, tap: str, route: str, lag_samples: int, channels: int = 2
-    ) -> DelayLine:
+    def tap_delay(self, tap: str, route: str, lag_samples: int, channels: int = 2) -> DelayLine:
         """The alignment delay line of one route inside one tap (created on first use)."""
         line = self._tap_delays.get((tap, route))
         if line is None:

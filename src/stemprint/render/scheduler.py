@@ -81,7 +81,9 @@ class TrimmedSink:
 
 
 class _Unit:
-    __slots__ = ("kind", "order", "target", "deps", "dependents", "done", "busy", "queued")
+    __slots__ = (
+        "kind", "order", "target", "deps", "dependents", "done", "busy", "queued", "blocker"
+    )  # fmt: skip
 
     def __init__(self, kind: str, order: int, target: object) -> None:
         self.kind = kind
@@ -92,6 +94,7 @@ class _Unit:
         self.done = 0  # blocks finished; the next block to run
         self.busy = False
         self.queued = False
+        self.blocker: _Unit | None = None  # the dep last found unfinished (checked first)
 
 
 class Scheduler:
@@ -147,9 +150,11 @@ class Scheduler:
                 units.append(reads[key])
         for level in self.runner.plan.levels:
             for instance in level:
+                if instance.key in self.runner.idle:
+                    continue  # nothing in this render needs it (the cache holds what it fed)
                 if instance.key not in by_instance:
                     unit = _Unit("instance", len(units), instance)
-                    unit.deps = self._deps(instance, reads, by_instance)
+                    unit.deps = self._deps(instance, reads, by_instance, self.runner)
                     by_instance[instance.key] = unit
                     units.append(unit)
         taps = _Unit("taps", len(units), None)
@@ -162,10 +167,13 @@ class Scheduler:
 
     @staticmethod
     def _deps(
-        instance: Instance, reads: dict[str, _Unit], by_instance: dict[InstanceKey, _Unit]
+        instance: Instance,
+        reads: dict[str, _Unit],
+        by_instance: dict[InstanceKey, _Unit],
+        runner: BlockRunner,
     ) -> list[_Unit]:
         deps = [reads[instance.node.key]] if instance.node.kind == "track" else []
-        deps += [by_instance[s] for _, s in instance.inputs]
+        deps += [by_instance[s] for _, s in runner.live_inputs(instance)]
         deps += [by_instance[s] for _, s in instance.keys if s is not None]
         return deps
 
@@ -176,8 +184,15 @@ class Scheduler:
             return
         if unit is not self.taps and block >= self.taps.done + BLOCKS_IN_FLIGHT:
             return
-        if any(dep.done <= block for dep in unit.deps):
+        # The taps depend on every unit and are offered after each one: remembering the dep
+        # that held them back makes the common "not yet" answer one comparison.
+        blocker = unit.blocker
+        if blocker is not None and blocker.done <= block:
             return
+        for dep in unit.deps:
+            if dep.done <= block:
+                unit.blocker = dep
+                return
         unit.queued = True
         heapq.heappush(self.heap, (block, unit.order, unit))
 

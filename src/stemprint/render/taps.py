@@ -75,7 +75,8 @@ class Tap:
         raise NotImplementedError
 
     def consumed(self) -> set[SignalRef]:
-        """The instance signals the tap reads each block (for the worker processes)."""
+        """The instance signals the tap reads each block (for the worker processes and the
+        cache's pruning)."""
         return set()
 
     def signal(self, runner: BlockRunner, state: BlockState, index: int) -> np.ndarray:
@@ -97,6 +98,9 @@ class MasterOutTap(Tap):
     def role(self) -> str:
         return "stem_via_master" if self.spec.role == "stem" else self.spec.role
 
+    def consumed(self) -> set[SignalRef]:
+        return {("post", self._master)}
+
     def signal(self, runner: BlockRunner, state: BlockState, index: int) -> np.ndarray:
         return state.post[self._master]
 
@@ -109,6 +113,9 @@ class MasterInTap(Tap):
     def _prepare(self, builder: PlanBuilder) -> int:
         self._master = builder.master(self.spec.tracks, self.spec.dry)
         return builder.graph.master.input_latency_samples
+
+    def consumed(self) -> set[SignalRef]:
+        return {("input", self._master)}
 
     def signal(self, runner: BlockRunner, state: BlockState, index: int) -> np.ndarray:
         return state.input[self._master]

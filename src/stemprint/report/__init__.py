@@ -65,8 +65,9 @@ def write_package_report(
     out
         Where to write the page.
     audio
-        ``embed`` (FLAC in the page, with fallbacks, :mod:`.embed`), ``link`` (the package's
-        own files) or ``none`` (no player).
+        ``embed`` (FLAC in the page, with fallbacks, :mod:`.embed`), ``lossless`` (FLAC, or the
+        package's own files past the cap), ``link`` (the package's own files) or ``none`` (no
+        player).
     cap_bytes
         Largest embedded audio (base64 bytes) before the fallback.
 
@@ -79,7 +80,7 @@ def write_package_report(
     package = Path(package)
     if audio not in AUDIO_MODES:
         raise InputError(
-            f"unknown audio mode {audio!r}", field="audio", fix="use embed, link or none"
+            f"unknown audio mode {audio!r}", field="audio", fix="use embed, lossless, link or none"
         )
     if package.is_file() and package.suffix.lower() == ".zip":
         return _from_archive(package, out, audio, cap_bytes)
@@ -124,8 +125,11 @@ def build_report(
     warm.start()
     inputs = gather(package, manifest, verification)
     plan = plan_audio(inputs, audio, out, cap_bytes)
-    analysis = analyse(inputs, plan.sinks)
-    player = finish_audio(plan, out, cap_bytes)
+    try:
+        analysis = analyse(inputs, plan.sinks)
+        player = finish_audio(plan, out, cap_bytes)
+    finally:
+        plan.cancel()
     warm.join()
     from .html import page
     from .plots import residual_figure

@@ -28,7 +28,9 @@ Invariants
 from __future__ import annotations
 
 import math
+import os
 from collections.abc import Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -451,6 +453,10 @@ class _Reader:
         self.handle.close()
 
 
+ANALYSIS_THREADS: int | None = None
+"""Threads of the analysis pass (default: one per CPU)."""
+
+
 def analyse(
     inputs: ReportInputs,
     sinks: Mapping[str, AudioSink] | None = None,
@@ -474,16 +480,22 @@ def analyse(
     steps = [_Step(f, readers[f.label], analysers[f.label], (sinks or {}).get(f.label))
              for f in files]  # fmt: skip
     total = max((f.length for f in files), default=0)
+    # The files of one block are read and analysed in parallel (libsndfile, the FFTs and most
+    # numpy work run without the GIL); each file's blocks stay in order, so nothing depends on
+    # the timing. The residuals need every file's block: they follow.
+    pool = ThreadPoolExecutor(min(ANALYSIS_THREADS or os.cpu_count() or 1, max(len(steps), 1)))
     try:
         for start in range(0, total, block_frames):
-            blocks = {}
-            for step in steps:
-                block = step.run(start, block_frames)
-                if block is not None:
-                    blocks[step.file.label] = block
+            found = pool.map(_Step.run, steps, [start] * len(steps), [block_frames] * len(steps))
+            blocks = {
+                step.file.label: block
+                for step, block in zip(steps, found, strict=True)
+                if block is not None
+            }
             for plan in residuals:
                 plan.feed(blocks, min(block_frames, total - start))
     finally:
+        pool.shutdown()
         for reader in readers.values():
             reader.close()
     for step in steps:

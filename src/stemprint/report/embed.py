@@ -24,6 +24,7 @@ from __future__ import annotations
 import base64
 import io
 import os
+import threading
 import urllib.parse
 from collections import deque
 from collections.abc import Callable
@@ -53,8 +54,10 @@ OPUS_COMPLEXITY = 5
 FLAC_RATIO_GUESS = 0.7
 """FLAC size over the raw PCM, a cautious guess: above the cap by it, Opus is chosen before
 the pass (no FLAC encoded in vain); FLAC that passes the cap anyway falls back after it."""
-AUDIO_MODES = ("embed", "link", "none")
-"""What ``--audio`` accepts."""
+AUDIO_MODES = ("embed", "lossless", "link", "none")
+"""What ``--audio`` accepts: ``lossless`` is ``embed`` without the Opus fallback (linked files
+instead): what a render's own report uses, since Opus encoding costs about as much CPU as
+the render of a long session."""
 
 
 @dataclass(frozen=True)
@@ -142,8 +145,7 @@ class _Budget:
         self.fixed = 0
         self.sinks: list[FlacSink] = []
         self.spent = False
-        self._worker: ThreadPoolExecutor | None = None
-        self._pending: deque[Future[None]] = deque()
+        self._serial = _Serial("stemprint-report-flac")
 
     @property
     def over(self) -> bool:
@@ -156,22 +158,45 @@ class _Budget:
 
     def submit(self, work: Callable[[], None]) -> None:
         """Run ``work`` after everything submitted before it."""
-        if self._worker is None:
-            self._worker = ThreadPoolExecutor(1, thread_name_prefix="stemprint-report-flac")
-        self._pending.append(self._worker.submit(work))
-        while len(self._pending) > _PENDING:
-            self._pending.popleft().result()
+        self._serial.submit(work)
 
     def drain(self) -> None:
         """Wait for every submitted block (errors are raised here)."""
-        while self._pending:
-            self._pending.popleft().result()
-        if self._worker is not None:
-            self._worker.shutdown()
-            self._worker = None
+        self._serial.drain()
 
 
 _PENDING = 16
+
+
+class _Serial:
+    """One background thread running work in submission order, at most :data:`_PENDING`
+    items behind the caller (memory stays bounded; the result does not depend on timing)."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self._worker: ThreadPoolExecutor | None = None
+        self._pending: deque[Future[None]] = deque()
+        self._lock = threading.Lock()  # the analysis feeds several files from its threads
+
+    def submit(self, work: Callable[[], None]) -> None:
+        """Run ``work`` after everything submitted before it."""
+        with self._lock:
+            if self._worker is None:
+                self._worker = ThreadPoolExecutor(1, thread_name_prefix=self.name)
+            self._pending.append(self._worker.submit(work))
+            wait = self._pending.popleft() if len(self._pending) > _PENDING else None
+        if wait is not None:
+            wait.result()
+
+    def drain(self) -> None:
+        """Wait for every submitted item (errors are raised here) and stop the thread."""
+        try:
+            while self._pending:
+                self._pending.popleft().result()
+        finally:
+            if self._worker is not None:
+                self._worker.shutdown(cancel_futures=True)
+                self._worker = None
 
 
 def _b64_size(n: int) -> int:
@@ -238,14 +263,25 @@ class AudioPlan:
     audio
         The player, completed by :func:`finish_audio`.
     sinks
-        Label → encoder (FLAC, or Opus when FLAC cannot fit) fed by the analysis pass.
+        Label → FLAC encoder fed by the analysis pass.
     budget
         The shared size budget of the encoders.
+    opus
+        The Opus encoders running beside the analysis pass (when FLAC cannot fit).
+    lossy
+        Whether Opus may stand in for FLAC that passes the cap (else: linked files).
     """
 
     audio: PlayerAudio
-    sinks: dict[str, FlacSink | OpusSink] = field(default_factory=dict)
+    sinks: dict[str, FlacSink] = field(default_factory=dict)
     budget: _Budget | None = None
+    opus: OpusJobs | None = None
+    lossy: bool = True
+
+    def cancel(self) -> None:
+        """Stop the encoders (the report failed)."""
+        if self.opus is not None:
+            self.opus.cancel()
 
 
 def plan_audio(inputs: ReportInputs, mode: str, out: Path, cap_bytes: int) -> AudioPlan:
@@ -256,7 +292,7 @@ def plan_audio(inputs: ReportInputs, mode: str, out: Path, cap_bytes: int) -> Au
     inputs
         The report's inputs.
     mode
-        ``embed``, ``link`` or ``none``.
+        ``embed``, ``lossless``, ``link`` or ``none``.
     out
         The report file (link URLs are relative to its folder).
     cap_bytes
@@ -271,6 +307,7 @@ def plan_audio(inputs: ReportInputs, mode: str, out: Path, cap_bytes: int) -> Au
     decoded = sum(f.length * f.channels * 4 for f in files)
     if mode == "link":
         return AudioPlan(_linked(stems, mix, reference, out))
+    lossy = mode == "embed"
     if decoded > DECODED_CAP_BYTES:
         audio = _linked(stems, mix, reference, out)
         audio.notes.append(
@@ -280,11 +317,16 @@ def plan_audio(inputs: ReportInputs, mode: str, out: Path, cap_bytes: int) -> Au
         )
         return AudioPlan(audio)
     raw = sum(f.length * f.channels * _bytes_per_sample(f) for f in files)
-    if _b64_size(int(raw * FLAC_RATIO_GUESS)) > cap_bytes and _opus_fits(files, cap_bytes):
-        plan = AudioPlan(PlayerAudio("embed", "opus"))
-        plan.sinks = {f.label: OpusSink(f) for f in files}
+    over = _b64_size(int(raw * FLAC_RATIO_GUESS)) > cap_bytes
+    if over and not lossy:
+        audio = _linked(stems, mix, reference, out)
+        audio.notes.append(f"The audio is linked, not embedded: {_lossless_why(cap_bytes)}.")
+        return AudioPlan(audio)
+    if over and _opus_fits(files, cap_bytes):
+        plan = AudioPlan(PlayerAudio("embed", "opus"), opus=OpusJobs(files))
     else:
         plan = _flac_plan(files, cap_bytes)
+    plan.lossy = lossy
     plan.audio.stems = [PlayerTrack(f, _element_id(f)) for f in stems]
     plan.audio.mix = PlayerTrack(mix, _element_id(mix)) if mix else None
     plan.audio.reference = PlayerTrack(reference, _element_id(reference)) if reference else None
@@ -350,8 +392,9 @@ def finish_audio(plan: AudioPlan, out: Path, cap_bytes: int) -> PlayerAudio:
     audio = plan.audio
     if audio.mode != "embed":
         return audio
-    if audio.codec == "opus":
-        blobs = {t.src: plan.sinks[t.file.label].data for t in audio.tracks}
+    if audio.codec == "opus" and plan.opus is not None:
+        encoded = plan.opus.result()
+        blobs = {t.src: encoded[t.file.label] for t in audio.tracks}
         return _with_opus(audio, blobs, out, cap_bytes)
     flac = plan.budget.sinks if plan.budget is not None else []
     if plan.budget is not None and not plan.budget.over:
@@ -366,6 +409,8 @@ def finish_audio(plan: AudioPlan, out: Path, cap_bytes: int) -> PlayerAudio:
         return audio
     for sink in flac:
         sink.abandon()
+    if not plan.lossy:
+        return _link_instead(audio, out, _lossless_why(cap_bytes))
     return _fallback(audio, out, cap_bytes)
 
 
@@ -374,7 +419,13 @@ def _fallback(audio: PlayerAudio, out: Path, cap_bytes: int) -> PlayerAudio:
     files = [t.file for t in audio.tracks]
     if not _opus_fits(files, cap_bytes):
         return _link_instead(audio, out, _why(cap_bytes))
-    return _with_opus(audio, {t.src: _opus(t.file) for t in audio.tracks}, out, cap_bytes)
+    jobs = OpusJobs([t.file for t in audio.tracks])
+    blobs = jobs.result()
+    return _with_opus(audio, {t.src: blobs[t.file.label] for t in audio.tracks}, out, cap_bytes)
+
+
+def _lossless_why(cap_bytes: int) -> str:
+    return f"{_why(cap_bytes)} (`stemprint report PACKAGE` embeds Opus copies instead)"
 
 
 def _why(cap_bytes: int) -> str:
@@ -428,9 +479,15 @@ class OpusSink:
         context.options = {"compression_level": str(OPUS_COMPLEXITY)}
         self.position = 0
         self.data = b""
+        self._serial = _Serial(f"stemprint-report-opus-{f.index}")
 
     def feed(self, frames: np.ndarray, is_int: bool) -> None:
-        """Encode the next block (int32 PCM or float64, ``(frames, channels)``)."""
+        """Queue the next block (int32 PCM or float64, ``(frames, channels)``) for this
+        file's encoding thread (libopus runs without the GIL, so the files are encoded in
+        parallel with each other and with the analysis; each file's blocks stay in order)."""
+        self._serial.submit(partial(self._encode, frames, is_int))
+
+    def _encode(self, frames: np.ndarray, is_int: bool) -> None:
         import av
 
         scaled = frames * 2.0**-31 if is_int else frames
@@ -445,13 +502,14 @@ class OpusSink:
 
     def finish(self) -> None:
         """Flush the encoder; :attr:`data` holds the Ogg file."""
+        self._serial.drain()
         for packet in self.stream.encode(None):
             self.container.mux(packet)
         self.container.close()
         self.data = self.buf.getvalue()
 
 
-def _opus(f: ReportFile) -> bytes:
+def opus_bytes(f: ReportFile) -> bytes:
     """``f`` read again and encoded by :class:`OpusSink`."""
     sink = OpusSink(f)
     with sf.SoundFile(str(f.path)) as src:
@@ -459,6 +517,49 @@ def _opus(f: ReportFile) -> bytes:
             sink.feed(block, False)
     sink.finish()
     return sink.data
+
+
+class OpusJobs:
+    """Opus copies of ``files`` encoded in helper processes (one per CPU, at most one per
+    file; ``stemprint.report._opus_worker``) while this process does other work: libopus at
+    ~300x real time is the report's largest cost, and a process per core is not held back by
+    the GIL. Files are dealt by length, longest first, to the least loaded helper."""
+
+    def __init__(self, files: list[ReportFile]) -> None:
+        from stemprint import subprocess_worker
+
+        count = max(1, min(os.cpu_count() or 1, len(files)))
+        shares: list[list[ReportFile]] = [[] for _ in range(count)]
+        loads = [0] * count
+        for f in sorted(files, key=lambda f: (-f.length * f.channels, f.label)):
+            least = loads.index(min(loads))
+            shares[least].append(f)
+            loads[least] += f.length * f.channels
+        self._procs = [
+            (share, subprocess_worker.start("stemprint.report._opus_worker", share))
+            for share in shares
+            if share
+        ]
+
+    def result(self) -> dict[str, bytes]:
+        """Label → Ogg file, once every helper is done."""
+        from stemprint import subprocess_worker
+
+        out: dict[str, bytes] = {}
+        try:
+            for share, proc in self._procs:
+                blobs = subprocess_worker.collect(proc, "Opus", "use --audio link or none")
+                out.update(zip((f.label for f in share), blobs, strict=True))
+        finally:
+            self.cancel()
+        return out
+
+    def cancel(self) -> None:
+        """Stop every helper still running."""
+        from stemprint import subprocess_worker
+
+        for _, proc in self._procs:
+            subprocess_worker.kill(proc)
 
 
 def base64_text(data: bytes) -> str:

@@ -208,6 +208,7 @@ def _run_once(command: list[str], sample_memory: bool) -> Run:
     at least this (Python) runner's own size. Worker processes share memory with their parent:
     the tree's PSS counts it once. CPU is ``wait4``'s rusage: the child's user + system time and
     that of all its terminated descendants it waited for."""
+    os.sync()  # untimed: the disk has written back what earlier rows wrote (GBs of cache)
     started = time.perf_counter()
     proc = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     peak_pss = 0
@@ -292,6 +293,11 @@ class Bench:
 
 
 def stemprint(*args: str) -> list[str]:
+    """The ``stemprint`` console script users run (``python -m stemprint.cli.main`` compiles
+    the CLI module from source on every run: ``__main__`` never uses its bytecode)."""
+    script = Path(sys.executable).with_name("stemprint")
+    if script.is_file():
+        return [str(script), *args]
     return [sys.executable, "-m", "stemprint.cli.main", *args]
 
 
@@ -693,10 +699,10 @@ def main() -> None:
         full_rows(bench, work, args.tracks, args.minutes)
     if "plain" in groups:
         plain_rows(bench, work, args.tracks, args.minutes)
+    if "demo" in groups:  # before the cache rows, which leave gigabytes for the disk to write
+        demo_rows(bench, args.work)
     if "cache" in groups:
         cache_rows(bench, work, args.tracks, args.minutes, verify=not args.cache_no_verify)
-    if "demo" in groups:
-        demo_rows(bench, args.work)
     if "scale" in groups:
         points = [p.split("x") for p in (args.scale or DEFAULT_SCALE).split(",")]
         scale_rows(bench, [(int(t), float(m)) for t, m in points], args.work)

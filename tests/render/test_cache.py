@@ -376,3 +376,23 @@ def test_worker_processes_write_entries(media):
     cold, _ = _render(media, BASE, "cold", None, threads=1)
     warm, manifest = _render(media, BASE, "b", cache, threads=2)
     assert warm == cold and sorted(manifest["cache"]["reused"]) == CACHED
+
+
+@pytest.mark.parametrize(
+    "delivery",
+    [{"returns": "split"}, {"preset": "remix"}, {"preset": "multitrack"}, {"preset": "mastering"}],
+)
+def test_variants_are_identical_with_the_cache(media, delivery):
+    # Split returns, wet and dry stems, multitrack prints: instances of the same node for other
+    # sets of tracks (and dry ones, never cached) live beside the full session's.
+    session = {**copy.deepcopy(BASE), "delivery": delivery}
+    cache = media / "cache"
+    _render(media, session, "a", cache)
+    changed, _ = _change("fader", session, media)
+    cold, _ = _render(media, changed, "cold", None)
+    warm, manifest = _render(media, changed, "warm", cache)
+    assert warm == cold
+    if delivery.get("preset") != "remix":  # remix prints dry stems: Kick's dry instance runs
+        assert "Kick" in manifest["cache"]["reused"]
+    else:
+        assert manifest["cache"]["stored"] == ["Drums", "master"]

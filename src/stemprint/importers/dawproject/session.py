@@ -14,12 +14,13 @@ from xml.etree.ElementTree import Element
 from stemprint.errors import ProjectError
 from stemprint.importers.dawproject.automation import _automation, _Params
 from stemprint.importers.dawproject.clips import _arrangement, _clips, _Flattener
-from stemprint.importers.dawproject.devices import _devices, _plugin_details
-from stemprint.importers.dawproject.params import _pan_value, _volume_db
+from stemprint.importers.dawproject.devices import _plugin_details
 from stemprint.importers.dawproject.reader import AutoPoint, _bool, _label, _Reader, _Strip
 from stemprint.importers.dawproject.structure import (
     _break_cycles,
     _classify,
+    _fader_data,
+    _fader_params,
     _name_routes,
     _pan_law_finding,
     _strip_data,
@@ -106,16 +107,7 @@ def _master_data(
     if master is None:
         return {}
     ch = master.channel
-    data: dict[str, Any] = {}
-    inserts, _instruments = _devices(reader, ch, "master")
-    gain_db = _volume_db(reader, ch.find("Volume"), "master")
-    pan = _pan_value(ch.find("Pan"))
-    if inserts:
-        data["inserts"] = inserts
-    if gain_db != 0.0:
-        data["gain_db"] = gain_db
-    if pan != 0.0:
-        data["pan"] = pan
+    data = _fader_data(reader, ch, "master")
     if _bool(ch.find("Mute"), "value", False):
         data["mute"] = True
     for n, _send in enumerate(ch.findall("Sends/Send"), 1):
@@ -128,12 +120,11 @@ def _master_data(
                 "left out",
             )
     params = _Params()
-    params.add(ch.find("Volume"), "gain_db")
-    params.add(ch.find("Pan"), "pan")
-    params.add(ch.find("Mute"), "mute")
+    _fader_params(params, ch)
     lanes = _automation(reader, params, points, reader.point_units, "master")
     if lanes:
         data["automation"] = lanes
+    pan = float(data.get("pan", 0.0))
     if pan != 0.0 or any(lane["param"] == "pan" for lane in lanes):
         _pan_law_finding(reader, "master", pan, "balance", False, True)
     return data

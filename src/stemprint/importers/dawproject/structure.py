@@ -259,16 +259,7 @@ def _strip_data(
 ) -> dict[str, Any]:
     """Fader, pan, mute, inserts, sends and output of one track or bus."""
     ch = s.channel
-    data: dict[str, Any] = {"name": s.route}
-    inserts, _instruments = _devices(reader, ch, s.name)
-    gain_db = _volume_db(reader, ch.find("Volume"), s.name)
-    pan = _pan_value(ch.find("Pan"))
-    if inserts:
-        data["inserts"] = inserts
-    if gain_db != 0.0:
-        data["gain_db"] = gain_db
-    if pan != 0.0:
-        data["pan"] = pan
+    data: dict[str, Any] = {"name": s.route, **_fader_data(reader, ch, s.name)}
     data["pan_law"] = "constant_power" if ch.get("audioChannels") == "1" else "balance"
     if _bool(ch.find("Mute"), "value", False):
         data["mute"] = True
@@ -283,11 +274,32 @@ def _strip_data(
     sends = _sends(reader, s, by_cid, params)
     if sends:
         data["sends"] = sends
+    _fader_params(params, ch)
+    data["output"] = _output(reader, s, by_cid, master)
+    return data
+
+
+def _fader_data(reader: _Reader, ch: Element, where: str) -> dict[str, Any]:
+    """A channel's inserts, fader and pan (each only when not the default), read in that
+    order (the import report's findings follow it)."""
+    data: dict[str, Any] = {}
+    inserts, _instruments = _devices(reader, ch, where)
+    gain_db = _volume_db(reader, ch.find("Volume"), where)
+    pan = _pan_value(ch.find("Pan"))
+    if inserts:
+        data["inserts"] = inserts
+    if gain_db != 0.0:
+        data["gain_db"] = gain_db
+    if pan != 0.0:
+        data["pan"] = pan
+    return data
+
+
+def _fader_params(params: _Params, ch: Element) -> None:
+    """The automatable fader parameters of a channel: volume, pan, mute."""
     params.add(ch.find("Volume"), "gain_db")
     params.add(ch.find("Pan"), "pan")
     params.add(ch.find("Mute"), "mute")
-    data["output"] = _output(reader, s, by_cid, master)
-    return data
 
 
 def _name_routes(reader: _Reader, strips: list[_Strip]) -> None:

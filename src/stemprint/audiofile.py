@@ -22,6 +22,7 @@ _PCM_BITS = {"PCM_S8": 8, "PCM_U8": 8, "PCM_16": 16, "PCM_24": 24, "PCM_32": 32}
 #: Bits of the floating-point subtypes.
 _FLOAT_BITS = {"FLOAT": 32, "DOUBLE": 64}
 
+
 @dataclass(frozen=True)
 class AudioInfo:
     """What the file header says about one audio file.

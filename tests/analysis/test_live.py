@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import signal
 
 import numpy as np
 import pytest
@@ -10,8 +12,10 @@ import pytest
 from stemprint.analysis import verify as verify_module
 from stemprint.analysis.live import LiveFile, LiveMeasurement
 from stemprint.analysis.verify import verify_package
+from stemprint.errors import RenderError
 from stemprint.export.package import RenderOptions, render_package
 from stemprint.model.load import load_session
+from stemprint.render.workers import fork_available
 from tests.conftest import write_session, write_wav
 
 
@@ -155,3 +159,66 @@ def test_role_relations_and_file_levels(tmp_path, rng):
     ]
     assert live.file_levels(keys[4], 1) is None  # not measured as mono: read it back
     assert live.file_levels(str(tmp_path / "other.wav"), 2) is None
+
+
+def _surround_files(tmp_path):
+    return [
+        LiveFile(tmp_path / "mix.wav", 48000, 2, 1.0, "mix"),
+        LiveFile(tmp_path / "premaster.wav", 48000, 2, 1.0, "premaster"),
+        LiveFile(tmp_path / "a.wav", 48000, 1, 1.0, "stem"),
+        LiveFile(tmp_path / "b.wav", 48000, 2, 1.0, "stem", mono_if_identical=True),
+        LiveFile(tmp_path / "film.wav", 48000, 6, 1.0, "stem_dry"),
+    ]
+
+
+def _feed(live, files, rng_seed=5, frames=150_001, step=16384):
+    rng = np.random.default_rng(rng_seed)
+    a = rng.uniform(-0.5, 0.5, (1, frames))
+    b = np.tile(rng.uniform(-0.5, 0.5, (1, frames)), (2, 1))
+    film = rng.uniform(-0.3, 0.3, (6, frames))
+    signals = [a + b, a + b, a, b, film]
+    for i in range(0, frames, step):
+        for f, x in zip(files, signals, strict=True):
+            live.monitor(f.path)(x[:, i : i + step])
+
+
+@pytest.mark.skipif(not fork_available(), reason="meter processes need os.fork (Linux)")
+def test_meter_processes_measure_exactly_what_the_thread_measures(tmp_path):
+    files = _surround_files(tmp_path)
+    keys = [str(f.path.resolve()) for f in files]
+    runs = []
+    for processes in (0, 1, 2, 3):
+        live = LiveMeasurement(files, fold_down=True, processes=processes)
+        assert len(live._processes) == min(processes, len(files))
+        _feed(live, files)
+        runs.append(
+            (
+                live.levels(),
+                live.file_levels(keys[3], 1),
+                live.fold_levels(keys[4]),
+                [
+                    live.gating_blocks(k, f.channels).tolist()
+                    for k, f in zip(keys, files, strict=True)
+                ],
+                live.gating_blocks(keys[4], 6, fold=True).tolist(),
+                live.gating_blocks(keys[3], 1).tolist(),
+                [vars(r.accumulator) for r in live.relations],
+            )
+        )
+        assert all(p._closed for p in live._processes)
+    for run in runs[1:]:
+        assert run == runs[0]  # every level, gating block and null number, to the last bit
+    assert runs[0][1] is not None and runs[0][2] is not None
+    assert runs[0][6][0]["residual_peak"] == 0.0
+
+
+@pytest.mark.skipif(not fork_available(), reason="meter processes need os.fork (Linux)")
+def test_a_meter_process_that_dies_fails_the_measurement(tmp_path):
+    files = _surround_files(tmp_path)
+    live = LiveMeasurement(files, processes=2)
+    os.kill(live._processes[0].pid, signal.SIGKILL)
+    with pytest.raises(RenderError, match="meter process died"):
+        _feed(live, files)
+        live.finish()
+    live.close()
+    assert all(p._closed for p in live._processes)

@@ -145,9 +145,11 @@ def test_a_broken_project_is_exit_2_naming_the_file(tmp_path):
     project, _kick = _project(tmp_path)
     text = project.read_text("utf-8")
     project.write_text(text[: len(text) // 2], "utf-8")  # truncated: chunks left open
-    for command in (["import", str(project), "-o", str(tmp_path / "s.yaml")],
-                    ["render", str(project), "-o", str(tmp_path / "p")],
-                    ["validate", str(project)]):
+    for command in (
+        ["import", str(project), "-o", str(tmp_path / "s.yaml")],
+        ["render", str(project), "-o", str(tmp_path / "p")],
+        ["validate", str(project)],
+    ):
         result = runner.invoke(app, command)
         assert result.exit_code == 2, (command, result.output)
         assert "song.rpp" in result.output

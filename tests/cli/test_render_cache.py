@@ -41,9 +41,7 @@ def _session(folder: Path, fader_db: float) -> Path:
 
 
 def _render(session: Path, out: Path, *extra: str) -> None:
-    result = runner.invoke(
-        app, ["render", str(session), "-o", str(out), "--force", "-q", *extra]
-    )
+    result = runner.invoke(app, ["render", str(session), "-o", str(out), "--force", "-q", *extra])
     assert result.exit_code == 0, result.output
 
 

@@ -4,6 +4,7 @@ disk), and the render's own verification measures the files while writing them (
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -118,3 +119,43 @@ def test_mono_stems_pass_their_own_verification(tmp_path):
     assert "verification PASS" in result.output
     files = {f["name"]: f for f in json.loads((out / "manifest.json").read_text())["files"]}
     assert files["Mono"]["channels"] == 1 and files["Wide"]["channels"] == 2
+
+
+def test_meter_processes_give_the_report_one_thread_gives(tmp_path, monkeypatch):
+    """A package of 2+ minutes of audio rendered on two threads is metered in forked processes;
+    its verdict, levels and null numbers are those of the one-thread render (metered in the
+    render process)."""
+    from stemprint.analysis import live_workers
+    from stemprint.render.workers import fork_available
+
+    session = _session(tmp_path)
+    rng = np.random.default_rng(21)
+    for name, channels in (("kick", 1), ("keys", 2), ("vox", 1)):  # the same routing, longer
+        write_wav(tmp_path / f"{name}.wav", 0.05 * rng.uniform(-1, 1, (channels, 48000 * 40)))
+    started: list[list[str]] = []
+    original = live_workers.MeterProcess.__init__
+
+    def spy(self, keys, *args, **kwargs):
+        started.append(list(keys))
+        original(self, keys, *args, **kwargs)
+
+    monkeypatch.setattr(live_workers.MeterProcess, "__init__", spy)
+    reports = {}
+    for threads in ("1", "2"):
+        out = tmp_path / f"out{threads}"
+        result = runner.invoke(
+            app, ["render", str(session), "-o", str(out), "--threads", threads, "--no-report"]
+        )
+        assert result.exit_code == 0, result.output
+        assert "verification PASS" in result.output
+        report = json.loads((out / "verification.json").read_text())
+        report.pop("elapsed_seconds", None)
+        report.pop("package", None)
+        reports[threads] = report
+    if fork_available():  # only the two-thread render forked, two processes for every file
+        written = sorted(p.name for p in (tmp_path / "out2").rglob("*.wav"))
+        assert len(started) == 2
+        assert sorted(Path(k).name for keys in started for k in keys) == written
+    assert reports["1"]["files"] == reports["2"]["files"]
+    assert reports["1"]["nulls"] == reports["2"]["nulls"]
+    assert reports["2"]["passed"] is True

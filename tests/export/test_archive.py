@@ -25,9 +25,14 @@ def package(tmp_path):
     rng = np.random.default_rng(8)
     write_wav(tmp_path / "a.wav", 0.1 * rng.uniform(-1, 1, (2, 4800)))
     write_wav(tmp_path / "b.wav", 0.1 * rng.uniform(-1, 1, (1, 4800)))
-    session = {"tail_seconds": 0.0, "buses": [{"name": "Bus"}],
-               "tracks": [{"name": "A", "clips": [{"file": "a.wav"}], "output": "Bus"},
-                          {"name": "B", "clips": [{"file": "b.wav"}]}]}
+    session = {
+        "tail_seconds": 0.0,
+        "buses": [{"name": "Bus"}],
+        "tracks": [
+            {"name": "A", "clips": [{"file": "a.wav"}], "output": "Bus"},
+            {"name": "B", "clips": [{"file": "b.wav"}]},
+        ],
+    }
     out = tmp_path / "song"
     result = runner.invoke(app, ["render", str(write_session(tmp_path, session)), "-o", str(out)])
     assert result.exit_code == 0, result.output
@@ -55,15 +60,17 @@ def test_zip_is_deterministic_and_sha256sum_accepts_it(package, tmp_path):
     folder = _unzip(archive, tmp_path / "unz") / "song"
     if shutil.which("sha256sum") is None:
         pytest.skip("sha256sum not installed")
-    check = subprocess.run(["sha256sum", "-c", "checksums.sha256"], cwd=folder,
-                           capture_output=True, text=True)
+    check = subprocess.run(
+        ["sha256sum", "-c", "checksums.sha256"], cwd=folder, capture_output=True, text=True
+    )
     assert check.returncode == 0, check.stdout + check.stderr
     wav = folder / "stems" / "B.wav"
     raw = bytearray(wav.read_bytes())
     raw[-3] ^= 0x01
     wav.write_bytes(bytes(raw))
-    check = subprocess.run(["sha256sum", "-c", "checksums.sha256"], cwd=folder,
-                           capture_output=True, text=True)
+    check = subprocess.run(
+        ["sha256sum", "-c", "checksums.sha256"], cwd=folder, capture_output=True, text=True
+    )
     assert check.returncode != 0 and "stems/B.wav: FAILED" in check.stdout
 
 
@@ -96,8 +103,11 @@ def test_pack_never_replaces_a_file_it_did_not_write(package):
 
 def test_delivery_archive_packs_after_the_render(tmp_path):
     write_wav(tmp_path / "a.wav", 0.1 * np.ones((1, 480)))
-    session = {"tail_seconds": 0.0, "tracks": [{"name": "A", "clips": [{"file": "a.wav"}]}],
-               "delivery": {"archive": "bagit"}}
+    session = {
+        "tail_seconds": 0.0,
+        "tracks": [{"name": "A", "clips": [{"file": "a.wav"}]}],
+        "delivery": {"archive": "bagit"},
+    }
     out = tmp_path / "pkg"
     result = runner.invoke(app, ["render", str(write_session(tmp_path, session)), "-o", str(out)])
     assert result.exit_code == 0, result.output
@@ -124,8 +134,10 @@ def test_verify_reads_a_zip_and_its_checksums(package, tmp_path):
             sink.writestr(info, data)
     bad = runner.invoke(app, ["verify", str(tampered), "--json"])
     assert bad.exit_code == 1
-    assert any(f["code"] == "archive.checksum" and "stems/B.wav" in f["message"]
-               for f in json.loads(bad.stdout)["findings"])
+    assert any(
+        f["code"] == "archive.checksum" and "stems/B.wav" in f["message"]
+        for f in json.loads(bad.stdout)["findings"]
+    )
 
 
 def test_verify_refuses_an_unsafe_zip(tmp_path):

@@ -36,19 +36,37 @@ def film_session(tmp_path, **extra):
             {"name": "MX", "layout": "5.1"},
             {"name": "FX", "layout": "5.1"},
             {"name": "Score Bus", "output": "MX", "gain_db": -3.0},
-            {"name": "Verb", "inserts": [{"type": "reverb", "room_size": 0.6, "wet_level": 0.4,
-                                          "dry_level": 0.0}]},
+            {
+                "name": "Verb",
+                "inserts": [
+                    {"type": "reverb", "room_size": 0.6, "wet_level": 0.4, "dry_level": 0.0}
+                ],
+            },
         ],
         "tracks": [
-            {"name": "Line", "clips": [{"file": "line.wav"}], "output": "DX",
-             "sends": [{"to": "Verb", "level_db": -12.0}]},
+            {
+                "name": "Line",
+                "clips": [{"file": "line.wav"}],
+                "output": "DX",
+                "sends": [{"to": "Verb", "level_db": -12.0}],
+            },
             {"name": "Score", "clips": [{"file": "score.wav"}], "output": "Score Bus"},
-            {"name": "Door", "clips": [{"file": "door.wav", "start_seconds": 0.2}],
-             "output": "FX", "surround": {"azimuth_deg": 110},
-             "sends": [{"to": "Verb", "level_db": -6.0}, {"to": "FX", "lfe": True,
-                                                         "level_db": -10.0}]},
-            {"name": "Rain", "clips": [{"file": "rain.wav"}], "output": "FX",
-             "surround": {"divergence": 0.3}},
+            {
+                "name": "Door",
+                "clips": [{"file": "door.wav", "start_seconds": 0.2}],
+                "output": "FX",
+                "surround": {"azimuth_deg": 110},
+                "sends": [
+                    {"to": "Verb", "level_db": -6.0},
+                    {"to": "FX", "lfe": True, "level_db": -10.0},
+                ],
+            },
+            {
+                "name": "Rain",
+                "clips": [{"file": "rain.wav"}],
+                "output": "FX",
+                "surround": {"divergence": 0.3},
+            },
         ],
         **extra,
     }
@@ -61,8 +79,19 @@ def _read(path):
 
 def test_dme_package_through_the_cli(tmp_path):
     out = tmp_path / "dme"
-    result = runner.invoke(app, ["render", str(film_session(tmp_path)), "-o", str(out),
-                                 "--preset", "dme", "--bit-depth", "32f"])
+    result = runner.invoke(
+        app,
+        [
+            "render",
+            str(film_session(tmp_path)),
+            "-o",
+            str(out),
+            "--preset",
+            "dme",
+            "--bit-depth",
+            "32f",
+        ],
+    )
     assert result.exit_code == 0, result.output
     manifest = json.loads((out / "manifest.json").read_text())
     files = {(f["role"], f["name"]): f for f in manifest["files"]}
@@ -105,8 +134,7 @@ def test_dme_needs_dx_mx_fx(tmp_path):
     text = path.read_text().replace("name: FX", "name: SFX").replace("output: FX", "output: SFX")
     text = text.replace("to: FX", "to: SFX")
     path.write_text(text)
-    result = runner.invoke(app, ["render", str(path), "-o", str(tmp_path / "x"),
-                                 "--preset", "dme"])
+    result = runner.invoke(app, ["render", str(path), "-o", str(tmp_path / "x"), "--preset", "dme"])
     assert result.exit_code == 2
     assert "FX is missing" in result.output and "stems" in result.output
 
@@ -117,8 +145,13 @@ def test_film_demo_in_one_command(tmp_path):
     assert result.exit_code == 0, result.output
     manifest = json.loads((out / "package" / "manifest.json").read_text())
     names = sorted((f["role"], f["name"], f["channels"]) for f in manifest["files"])
-    assert names == [("alt_mix", "ME", 6), ("mix", "Mix", 6), ("stem", "DX", 6),
-                     ("stem", "FX", 6), ("stem", "MX", 6)]
+    assert names == [
+        ("alt_mix", "ME", 6),
+        ("mix", "Mix", 6),
+        ("stem", "DX", 6),
+        ("stem", "FX", 6),
+        ("stem", "MX", 6),
+    ]
     assert manifest["verification"]["passed"]
     dx = next(f for f in manifest["files"] if f["name"] == "DX")
     assert dx["path"] == "stems/Nightfall_v01_DIASTEM_6ch_48k_24b_23976.wav"

@@ -20,12 +20,16 @@ runner = CliRunner()
 
 def _render(tmp_path, layout, bit_depth="24"):
     write_wav(tmp_path / "a.wav", 0.1 * np.random.default_rng(3).uniform(-1, 1, (1, 4800)))
-    session = {"master": {"layout": layout}, "tail_seconds": 0.0,
-               "tracks": [{"name": "A", "clips": [{"file": "a.wav"}],
-                           "surround": {"azimuth_deg": 100}}]}
+    session = {
+        "master": {"layout": layout},
+        "tail_seconds": 0.0,
+        "tracks": [{"name": "A", "clips": [{"file": "a.wav"}], "surround": {"azimuth_deg": 100}}],
+    }
     out = tmp_path / "out"
-    result = runner.invoke(app, ["render", str(write_session(tmp_path, session)), "-o", str(out),
-                                 "--bit-depth", bit_depth])
+    result = runner.invoke(
+        app,
+        ["render", str(write_session(tmp_path, session)), "-o", str(out), "--bit-depth", bit_depth],
+    )
     assert result.exit_code == 0, result.output
     return out, json.loads((out / "manifest.json").read_text())
 
@@ -36,9 +40,13 @@ def _mask(path):
     return int.from_bytes(data[:2], "little"), int.from_bytes(data[20:24], "little")
 
 
-@pytest.mark.parametrize(("layout", "mask", "ffprobe_name"), [
-    ("5.1", 0x3F, "5.1"), ("7.1", 0x63F, "7.1"),
-])
+@pytest.mark.parametrize(
+    ("layout", "mask", "ffprobe_name"),
+    [
+        ("5.1", 0x3F, "5.1"),
+        ("7.1", 0x63F, "7.1"),
+    ],
+)
 def test_channel_mask_and_ffprobe(tmp_path, layout, mask, ffprobe_name):
     out, manifest = _render(tmp_path, layout)
     for entry in manifest["files"]:
@@ -46,8 +54,19 @@ def test_channel_mask_and_ffprobe(tmp_path, layout, mask, ffprobe_name):
     if shutil.which("ffprobe") is None:
         pytest.skip("ffprobe not installed (apt-get install ffmpeg): independent check skipped")
     probe = subprocess.run(
-        ["ffprobe", "-v", "error", "-show_entries", "stream=channels,channel_layout", "-of",
-         "json", str(out / "mix.wav")], capture_output=True, text=True, check=True,
+        [
+            "ffprobe",
+            "-v",
+            "error",
+            "-show_entries",
+            "stream=channels,channel_layout",
+            "-of",
+            "json",
+            str(out / "mix.wav"),
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
     )
     stream = json.loads(probe.stdout)["streams"][0]
     assert stream["channel_layout"] == ffprobe_name

@@ -21,8 +21,22 @@ STEMS = ["Drums", "Bass", "Music", "Vocals"]
 
 def _decode(path, stream):
     out = subprocess.run(
-        ["ffmpeg", "-v", "error", "-i", str(path), "-map", f"0:a:{stream}", "-f", "f64le",
-         "-acodec", "pcm_f64le", "-"], capture_output=True, check=True,
+        [
+            "ffmpeg",
+            "-v",
+            "error",
+            "-i",
+            str(path),
+            "-map",
+            f"0:a:{stream}",
+            "-f",
+            "f64le",
+            "-acodec",
+            "pcm_f64le",
+            "-",
+        ],
+        capture_output=True,
+        check=True,
     ).stdout
     return np.frombuffer(out, dtype="<f8").reshape(-1, 2)
 
@@ -31,10 +45,10 @@ def test_demo_stem_mp4(tmp_path):
     if shutil.which("ffmpeg") is None:
         pytest.skip("ffmpeg not installed (CI installs it with apt-get): decode check skipped")
     session = write_demo_session(tmp_path / "demo")
-    session.write_text(session.read_text() + (
-        "\ndelivery:\n  returns: split\n"
-        f"  ni_stem: {{stems: [{', '.join(STEMS)}]}}\n"
-    ))
+    session.write_text(
+        session.read_text()
+        + (f"\ndelivery:\n  returns: split\n  ni_stem: {{stems: [{', '.join(STEMS)}]}}\n")
+    )
     out = tmp_path / "pkg"
     result = runner.invoke(app, ["render", str(session), "-o", str(out), "-q"])
     assert result.exit_code == 0, result.output

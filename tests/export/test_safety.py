@@ -21,9 +21,7 @@ runner = CliRunner()
 def _session_with_audio_folder(tmp_path: Path) -> Path:
     rng = np.random.default_rng(5)
     write_wav(tmp_path / "audio" / "a.wav", 0.2 * rng.uniform(-1, 1, (1, 4800)))
-    return write_session(
-        tmp_path, {"tracks": [{"name": "A", "clips": [{"file": "audio/a.wav"}]}]}
-    )
+    return write_session(tmp_path, {"tracks": [{"name": "A", "clips": [{"file": "audio/a.wav"}]}]})
 
 
 def test_force_never_replaces_the_sessions_own_audio_folder(tmp_path):
@@ -101,9 +99,7 @@ def test_a_disk_that_fills_up_while_writing_is_exit_2_and_leaves_nothing(
     session = write_session(tmp_path, {"tracks": [{"name": "L", "clips": [{"file": "long.wav"}]}]})
     # The estimate would refuse it up front; pretend the disk looked big enough to start.
     real = shutil.disk_usage
-    monkeypatch.setattr(
-        "stemprint.export.publish.check_free_space", lambda out_dir, needed: None
-    )
+    monkeypatch.setattr("stemprint.export.publish.check_free_space", lambda out_dir, needed: None)
     monkeypatch.setattr("stemprint.export.package.check_free_space", lambda out_dir, needed: None)
     result = runner.invoke(app, ["render", str(session), "-o", str(small_disk / "out")])
     assert result.exit_code == 2, result.output

@@ -280,9 +280,13 @@ def test_one_corrupt_entry_renders_only_its_route_again(media, victim):
     # The premaster is tapped, so the master sums its inputs (the buses' entries): Kick and
     # Snare are needed only to render a bus again; a damaged entry of theirs is never read.
     idle = set(manifest["cache"]["idle"])
-    assert idle == {"Kick", "Snare"} - ({"Kick", "Snare"} if stored & {"Drums"} else set()) - (
-        {"Snare"} if stored & {"Verb"} else set()
-    ) - stored
+    assert (
+        idle
+        == {"Kick", "Snare"}
+        - ({"Kick", "Snare"} if stored & {"Drums"} else set())
+        - ({"Snare"} if stored & {"Verb"} else set())
+        - stored
+    )
 
 
 def test_concurrent_renders_share_a_cache(media):

@@ -97,3 +97,64 @@ def test_loop_needs_a_duration(tmp_path):
     )
     with pytest.raises(SessionError, match="a loop clip needs a duration"):
         render_arrays(path)
+
+
+@pytest.mark.parametrize("block_size", [256, 1000, 4096])
+def test_whole_block_reads_give_the_samples_of_adding_into_zeros(tmp_path, block_size, monkeypatch):
+    """A block one integer-PCM clip covers is read straight into the track buffer; every case
+    around it (fades, gain, two clips in a block, a mono clip on a stereo track, another rate,
+    a float file holding -0.0 and NaN-free values) gives the same samples as the general path."""
+    from stemprint.render.sources import ClipReader
+
+    rng = np.random.default_rng(4)
+    write_wav(tmp_path / "a.wav", rng.uniform(-0.9, 0.9, (2, 9001)), subtype="PCM_24")
+    write_wav(tmp_path / "m.wav", rng.uniform(-0.9, 0.9, (1, 5003)), subtype="PCM_16")
+    write_wav(tmp_path / "r.wav", rng.uniform(-0.5, 0.5, (1, 4410)), 44100, subtype="PCM_24")
+    zeros = rng.uniform(-0.5, 0.5, (1, 3000))
+    zeros[0, ::7] = -0.0
+    write_wav(tmp_path / "z.wav", zeros, subtype="FLOAT")
+    session = write_session(
+        tmp_path,
+        {
+            "tracks": [
+                {"name": "A", "output": "BA", "clips": [
+                    {"file": "a.wav", "gain_db": -3.0, "fade_in_seconds": 0.01},
+                    {"file": "a.wav", "start_seconds": 0.25, "fade_out_seconds": 0.02},
+                ]},
+                {"name": "M", "output": "BM", "pan": 0.3,
+                 "clips": [{"file": "m.wav", "start_seconds": 0.013}]},
+                {"name": "R", "output": "BR", "clips": [{"file": "r.wav"}]},
+                {"name": "Z", "output": "BZ", "clips": [{"file": "z.wav", "start_seconds": 0.002}]},
+            ],
+            "buses": [{"name": name} for name in ("BA", "BM", "BR", "BZ")],
+        },
+    )  # fmt: skip
+    original, plain_reads = ClipReader.whole_block, []
+
+    def counted(self, *args):
+        out = original(self, *args)
+        plain_reads.append(out is not None)
+        return out
+
+    monkeypatch.setattr(ClipReader, "whole_block", counted)
+    fast = _one_thread(session, block_size)
+    assert any(plain_reads) and not all(plain_reads)  # both paths ran
+    monkeypatch.setattr(ClipReader, "whole_block", lambda self, *args: None)
+    general = _one_thread(session, block_size)
+    assert np.array_equal(render_arrays(session, block_size)[0]["mix"], general["mix"])
+    assert fast.keys() == general.keys()
+    for key, data in general.items():
+        assert np.array_equal(fast[key], data), key
+        assert not np.signbit(data[data == 0]).any(), key  # no -0.0 reaches a route
+
+
+def _one_thread(session, block_size):
+    from stemprint.graph.compile import compile_session
+    from stemprint.model.load import load_session
+    from stemprint.render.engine import Renderer
+    from tests.conftest import ArraySink
+
+    renderer = Renderer(compile_session(load_session(session)), block_size, threads=1)
+    sinks = {tap.key: ArraySink() for tap in renderer.taps}
+    renderer.run(sinks)  # type: ignore[arg-type]
+    return {k: s.data for k, s in sinks.items()}

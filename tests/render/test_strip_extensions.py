@@ -42,8 +42,7 @@ def test_balance_law_on_a_mono_track(tmp_path, pan):
 def test_balance_law_with_pan_automation(tmp_path):
     x = _noise(tmp_path)[0]
     lane = {"param": "pan", "points": [[0.0, -1.0], [f"{N}smp", 1.0]]}
-    track = {"name": "A", "clips": [{"file": "a.wav"}], "pan_law": "balance",
-             "automation": [lane]}
+    track = {"name": "A", "clips": [{"file": "a.wav"}], "pan_law": "balance", "automation": [lane]}
     out = _mix(tmp_path, {"tracks": [track]}, block_size=333)["mix"]
     pan = -1 + 2 * np.arange(N) / N
     left = np.where(pan > 0, np.cos(pan * math.pi / 2), 1.0)
@@ -62,8 +61,11 @@ def test_constant_power_is_the_contract_law(tmp_path):
 
 def test_send_pan_is_a_balance_after_the_level(tmp_path):
     x = _noise(tmp_path)[0]
-    track = {"name": "A", "clips": [{"file": "a.wav"}],
-             "sends": [{"to": "Verb", "level_db": -6.0, "pan": 0.5}]}
+    track = {
+        "name": "A",
+        "clips": [{"file": "a.wav"}],
+        "sends": [{"to": "Verb", "level_db": -6.0, "pan": 0.5}],
+    }
     out = _mix(tmp_path, {"tracks": [track], "buses": [{"name": "Verb"}]})
     g = 10 ** (-6 / 20)
     post = x * math.sqrt(0.5)
@@ -81,8 +83,14 @@ def test_pre_fx_send_taps_before_a_latent_insert(tmp_path, block_size):
         {"type": "gain", "gain_db": -12.0},
         {"type": "sample_delay", "delay_samples": 64, "latency_samples": 64},
     ]
-    track = {"name": "A", "clips": [{"file": "a.wav"}], "inserts": inserts, "gain_db": -6.0,
-             "pan": -0.5, "sends": [{"to": "Verb", "pre_inserts": True, "level_db": -3.0}]}
+    track = {
+        "name": "A",
+        "clips": [{"file": "a.wav"}],
+        "inserts": inserts,
+        "gain_db": -6.0,
+        "pan": -0.5,
+        "sends": [{"to": "Verb", "pre_inserts": True, "level_db": -3.0}],
+    }
     session = {"tracks": [track], "buses": [{"name": "Verb"}], "tail_seconds": 0.01}
     out = _mix(tmp_path, session, block_size)
     verb = out["stem:Verb"]
@@ -105,9 +113,14 @@ def test_pre_fx_send_from_a_worker_process_is_identical(tmp_path):
     tracks = []
     for i in range(4):
         _noise(tmp_path, name=f"t{i}.wav", seed=i)
-        tracks.append({"name": f"T{i}", "clips": [{"file": f"t{i}.wav"}],
-                       "inserts": [{"type": "gain", "gain_db": -3.0}],
-                       "sends": [{"to": "Verb", "pre_inserts": True}]})
+        tracks.append(
+            {
+                "name": f"T{i}",
+                "clips": [{"file": f"t{i}.wav"}],
+                "inserts": [{"type": "gain", "gain_db": -3.0}],
+                "sends": [{"to": "Verb", "pre_inserts": True}],
+            }
+        )
     path = write_session(tmp_path, {"tracks": tracks, "buses": [{"name": "Verb"}]})
     graph = compile_session(load_session(path))
     results = []
@@ -127,8 +140,10 @@ def _render_cli(tmp_path, master):
     out = tmp_path / "out"
     result = runner.invoke(app, ["render", str(path), "-o", str(out), "--bit-depth", "32f"])
     manifest = json.loads((out / "manifest.json").read_text()) if out.exists() else {}
-    files = {f["role"]: sf.read(str(out / f["path"]), always_2d=True)[0].T
-             for f in manifest.get("files", [])}
+    files = {
+        f["role"]: sf.read(str(out / f["path"]), always_2d=True)[0].T
+        for f in manifest.get("files", [])
+    }
     return result, x, files
 
 
@@ -144,8 +159,7 @@ def test_master_balance(tmp_path):
     result, x, files = _render_cli(tmp_path, {"pan": 0.5})
     assert result.exit_code == 0, result.output
     mix = files["mix"][:, :N]
-    np.testing.assert_allclose(mix[0], (x[0] * math.cos(math.pi / 4)).astype(np.float32),
-                               atol=1e-7)
+    np.testing.assert_allclose(mix[0], (x[0] * math.cos(math.pi / 4)).astype(np.float32), atol=1e-7)
     np.testing.assert_allclose(mix[1], x[1].astype(np.float32), atol=0)
 
 
@@ -167,8 +181,11 @@ def test_master_cannot_automate_a_send(tmp_path):
 def test_missing_vst3_preset_is_named(tmp_path):
     write_wav(tmp_path / "a.wav", np.zeros((1, 100)))
     (tmp_path / "plugin.vst3").write_bytes(b"")
-    track = {"name": "A", "clips": [{"file": "a.wav"}],
-             "inserts": [{"type": "vst3", "path": "plugin.vst3", "preset": "nope.vstpreset"}]}
+    track = {
+        "name": "A",
+        "clips": [{"file": "a.wav"}],
+        "inserts": [{"type": "vst3", "path": "plugin.vst3", "preset": "nope.vstpreset"}],
+    }
     path = write_session(tmp_path, {"tracks": [track]})
     result = runner.invoke(app, ["validate", str(path), "--allow-plugins"])
     assert result.exit_code == 2
@@ -179,8 +196,13 @@ def test_a_route_without_main_output_feeds_only_its_sends(tmp_path):
     """`output: null` (REAPER's unchecked parent send): the track reaches the mix only through
     its send, and the default stems (the return) still sum to the mix."""
     x = _noise(tmp_path, channels=2)
-    track = {"name": "A", "clips": [{"file": "a.wav"}], "output": None, "gain_db": -6.0,
-             "sends": [{"to": "Verb", "level_db": -3.0}]}
+    track = {
+        "name": "A",
+        "clips": [{"file": "a.wav"}],
+        "output": None,
+        "gain_db": -6.0,
+        "sends": [{"to": "Verb", "level_db": -3.0}],
+    }
     path = write_session(tmp_path, {"tracks": [track], "buses": [{"name": "Verb"}]})
     out = tmp_path / "out"
     result = runner.invoke(app, ["render", str(path), "-o", str(out), "--bit-depth", "32f"])

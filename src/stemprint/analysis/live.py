@@ -25,6 +25,10 @@ Invariants
 * Fold-down (``fold_down=True``): every 5.1/7.1 file is also metered as its stereo fold-down
   ``matrix(layout, "stereo") @ block`` (ITU-R BS.775-3), block for block as
   :func:`~stemprint.analysis.verify.verify_package` does reading back.
+* Meter processes (``processes > 0``, :mod:`~stemprint.analysis.live_workers`): each meters a
+  share of the files on the same re-blocked arrays, so the levels and gating blocks are those
+  of metering on the thread, bit for bit (tested for 0 to 3 processes); the null sums stay on
+  the thread. libebur128 holds the GIL, so metering in the render process slowed its threads.
 * Every meter keeps its BS.1770-4 gating-block energies (:meth:`LiveMeasurement.gating_blocks`),
   all from sample 0: the dialogue-gated (approximation) loudness is computed from them exactly
   as when reading back.
@@ -40,7 +44,10 @@ from typing import Any
 
 import numpy as np
 
+from stemprint.render.workers import deal_by_cost, fork_available
+
 from .audio import BLOCK_FRAMES
+from .live_workers import MeterProcess
 from .meters import FileLevels, LevelMeter, fold_down_matrix
 from .nulltest import NullAccumulator
 
@@ -120,6 +127,9 @@ class LiveMeasurement:
         directory, or absolute paths).
     fold_down
         Also meter the stereo fold-down of every 5.1/7.1 file.
+    processes
+        Meter the files in this many forked processes (:mod:`~stemprint.analysis.live_workers`;
+        the levels are the same); 0: on the metering thread.
 
     Raises
     ------
@@ -135,6 +145,7 @@ class LiveMeasurement:
         sums: list[dict[str, Any]] | None = None,
         root: Path | None = None,
         fold_down: bool = False,
+        processes: int = 0,
     ) -> None:
         self.files = {str(f.path.resolve()): f for f in files}
         self.block_frames = block_frames
@@ -169,14 +180,44 @@ class LiveMeasurement:
         self._buffered = dict.fromkeys(self.files, 0)
         self._finished = False
         self._results: dict[tuple[str, str], FileLevels] = {}
+        self._remote_blocks: dict[tuple[str, str], np.ndarray] = {}
+        # Forked before the metering thread starts: a meter process is a copy of this one.
+        self._processes = self._start_processes(processes)
+        remote = {key for process in self._processes for key in process.keys}
+        self._local = [key for key in self.files if key not in remote]
         # Metering runs on its own thread, off the render's critical path (the writers run in
-        # the render's sequential tap step); the queue is bounded, so memory stays flat.
+        # the render's sink units); the queue is bounded, so memory stays flat.
         self._queue: queue.Queue[tuple[str, np.ndarray] | None] = queue.Queue(
             QUEUE_BLOCKS * max(len(self.files), 1)
         )
         self._error: BaseException | None = None
         self._thread = threading.Thread(target=self._consume, name="stemprint-live", daemon=True)
         self._thread.start()
+
+    def _start_processes(self, count: int) -> list[MeterProcess]:
+        if count < 1 or not fork_available():
+            return []
+        costs = {
+            key: f.channels * (1 + (key in self.mono_meters)) + 2 * (key in self.fold_meters)
+            for key, f in self.files.items()
+        }
+        processes: list[MeterProcess] = []
+        try:
+            for share in deal_by_cost(costs, min(count, len(costs))):
+                processes.append(
+                    MeterProcess(
+                        share,
+                        {key: f.channels for key, f in self.files.items()},
+                        self.block_frames,
+                        self.meter_files,
+                        self.final_results,
+                    )
+                )
+        except BaseException:
+            for process in processes:
+                process.close()
+            raise
+        return processes
 
     def _role_relations(self) -> list[LiveRelation]:
         if not self.stems:
@@ -261,12 +302,9 @@ class LiveMeasurement:
         # As verify._stream: meter each file's block, then Σ parts in order against each
         # reference (one sum per distinct parts list and channel count).
         blocks = {key: np.ascontiguousarray(self._take(key, frames)) for key in self.files}
-        for key, block in blocks.items():
-            self.meters[key].process(block)
-        for key, meter in self.mono_meters.items():
-            meter.process(blocks[key][:1])
-        for key, (fold_matrix, meter) in self.fold_meters.items():
-            meter.process(fold_matrix @ blocks[key])
+        for process in self._processes:
+            process.send(blocks, frames)
+        self.meter_files(blocks, self._local)
         sums: dict[tuple[tuple[str, ...], int], np.ndarray] = {}
         for relation in self.relations:
             cache = (relation.parts, relation.channels)
@@ -277,8 +315,35 @@ class LiveMeasurement:
                 sums[cache] = total
             relation.accumulator.add(blocks[relation.reference], sums[cache])
 
+    def meter_files(self, blocks: dict[str, np.ndarray], keys: list[str]) -> None:
+        """Meter one step of the files ``keys`` (here or in a meter process)."""
+        for key in keys:
+            block = blocks[key]
+            self.meters[key].process(block)
+            if key in self.mono_meters:
+                self.mono_meters[key].process(block[:1])
+            if key in self.fold_meters:
+                fold_matrix, meter = self.fold_meters[key]
+                meter.process(fold_matrix @ block)
+
+    def final_results(self, keys: list[str]) -> dict[str, Any]:
+        """Levels and gating blocks of the files ``keys``, by ``(kind, path)``."""
+        slots = [("file", key) for key in keys]
+        slots += [("mono", key) for key in keys if key in self.mono_meters]
+        slots += [("fold", key) for key in keys if key in self.fold_meters]
+        return {
+            "levels": {slot: self._result(*slot) for slot in slots},
+            "blocks": {slot: self._meter(*slot).gating_block_energies for slot in slots},
+        }
+
     def close(self) -> None:
-        """Stop the metering thread (idempotent); call :meth:`finish` to use the results."""
+        """Stop the metering thread and processes (idempotent); call :meth:`finish` to use the
+        results."""
+        self._stop_thread()
+        for process in self._processes:
+            process.close()
+
+    def _stop_thread(self) -> None:
         if self._thread.is_alive():
             self._queue.put(None)
             self._thread.join()
@@ -287,62 +352,71 @@ class LiveMeasurement:
         """Every writer was closed: measure what is left (the files must be equally long)."""
         if self._finished:
             return
-        self.close()
-        if self._error is not None:
-            raise self._error
-        left = set(self._buffered.values())
-        if len(left) > 1:
-            raise ValueError(f"files of one package differ in length: {sorted(left)}")
-        frames = left.pop() if left else 0
-        if frames:
-            self._step(frames)
+        self._stop_thread()
+        try:
+            if self._error is not None:
+                raise self._error
+            left = set(self._buffered.values())
+            if len(left) > 1:
+                raise ValueError(f"files of one package differ in length: {sorted(left)}")
+            frames = left.pop() if left else 0
+            if frames:
+                self._step(frames)
+            for process in self._processes:
+                results = process.finish()
+                self._results.update(results["levels"])
+                self._remote_blocks.update(results["blocks"])
+        finally:
+            self.close()
         self._finished = True
 
     def levels(self) -> dict[str, FileLevels]:
         """Levels by resolved path, with the channels the writers handed over."""
         self.finish()
-        return {key: self._result(key, self.meters) for key in self.meters}
+        return {key: self._result("file", key) for key in self.meters}
 
     def file_levels(self, key: str, channels: int) -> FileLevels | None:
         """Levels of one file as it is on disk with ``channels`` channels, or ``None`` when
         they were not measured that way (read the file back instead)."""
         self.finish()
-        if key not in self.files:
-            return None
-        if channels == self.files[key].channels:
-            return self._result(key, self.meters)
-        if channels == 1 and key in self.mono_meters:
-            return self._result(key, self.mono_meters)
-        return None
+        kind = self._kind(key, channels)
+        return self._result(kind, key) if kind is not None else None
 
     def fold_levels(self, key: str) -> FileLevels | None:
         """Levels of the stereo fold-down of one 5.1/7.1 file, or ``None`` (not measured)."""
         self.finish()
-        if key not in self.fold_meters:
-            return None
-        return self._result(key, {key: self.fold_meters[key][1]}, "fold")
+        return self._result("fold", key) if key in self.fold_meters else None
 
     def gating_blocks(self, key: str, channels: int, fold: bool = False) -> np.ndarray | None:
         """Gating-block energies of one file as on disk with ``channels`` channels (or of its
         fold-down), or ``None`` when not measured that way."""
         self.finish()
-        if fold:
-            entry = self.fold_meters.get(key)
-            return entry[1].gating_block_energies if entry is not None else None
-        if key in self.files and channels == self.files[key].channels:
-            return self.meters[key].gating_block_energies
-        if channels == 1 and key in self.mono_meters:
-            return self.mono_meters[key].gating_block_energies
-        return None
+        kind = ("fold" if key in self.fold_meters else None) if fold else self._kind(key, channels)
+        if kind is None:
+            return None
+        if (kind, key) in self._remote_blocks:
+            return self._remote_blocks[(kind, key)]
+        return self._meter(kind, key).gating_block_energies
 
-    def _result(
-        self, key: str, meters: dict[str, LevelMeter], kind: str | None = None
-    ) -> FileLevels:
-        # result() flushes the true-peak filter: compute once per meter and keep it.
-        slot = (kind or ("mono" if meters is self.mono_meters else "file"), key)
-        if slot not in self._results:
-            self._results[slot] = meters[key].result()
-        return self._results[slot]
+    def _kind(self, key: str, channels: int) -> str | None:
+        """``file`` or ``mono``: which meter measured ``key`` as ``channels`` channels."""
+        if key not in self.files:
+            return None
+        if channels == self.files[key].channels:
+            return "file"
+        return "mono" if channels == 1 and key in self.mono_meters else None
+
+    def _meter(self, kind: str, key: str) -> LevelMeter:
+        if kind == "fold":
+            return self.fold_meters[key][1]
+        return (self.mono_meters if kind == "mono" else self.meters)[key]
+
+    def _result(self, kind: str, key: str) -> FileLevels:
+        # result() flushes the true-peak filter: compute once per meter and keep it (a meter
+        # process's results are already here).
+        if (kind, key) not in self._results:
+            self._results[(kind, key)] = self._meter(kind, key).result()
+        return self._results[(kind, key)]
 
 
 class _Monitor:

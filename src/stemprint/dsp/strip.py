@@ -69,9 +69,7 @@ def to_stereo(block: np.ndarray) -> np.ndarray:
     return np.repeat(block, 2, axis=0)
 
 
-def fader_pan(
-    block: np.ndarray, gain_linear: float, pan: float, law: str = "auto"
-) -> np.ndarray:
+def fader_pan(block: np.ndarray, gain_linear: float, pan: float, law: str = "auto") -> np.ndarray:
     """Apply fader gain and pan; always returns a new ``(2, n)`` float64 block."""
     left, right = pan_gains(pan, block.shape[0], law)
     out = np.empty((2, block.shape[1]), dtype=np.float64)

@@ -150,8 +150,9 @@ def _add(archive: zipfile.ZipFile, name: str, source: Path | bytes) -> None:
         return
     size = source.stat().st_size
     info.file_size = size
-    with source.open("rb") as handle, archive.open(
-        info, "w", force_zip64=size >= 0xFFFFFFFF
-    ) as member:
+    with (
+        source.open("rb") as handle,
+        archive.open(info, "w", force_zip64=size >= 0xFFFFFFFF) as member,
+    ):
         while chunk := handle.read(_CHUNK):
             member.write(chunk)

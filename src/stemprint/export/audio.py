@@ -144,7 +144,10 @@ class AudioWriter:
             self.dither = False
         else:
             self.dither = dither == "tpdf" or (dither == "auto" and self.bits == 16)
-        self._rng = np.random.default_rng(zlib.crc32(seed_name.encode("utf-8")))
+        # Only a dithered file draws noise (numpy.random costs ~50 ms to import).
+        self._rng = (
+            np.random.default_rng(zlib.crc32(seed_name.encode("utf-8"))) if self.dither else None
+        )
         self.stats = WriteStats()
         self.subtype = SUBTYPES[bit_depth]
         if container == "WAV" and channels > 2:
@@ -298,7 +301,8 @@ class AudioWriter:
             self._identical = False
         stats = self.stats
         # Two reductions instead of an |x| buffer; overs are counted only when there are any.
-        peak = max(float(block.max()), -float(block.min()))
+        top, bottom = float(block.max()), float(block.min())
+        peak = max(top, -bottom)
         stats.peak_linear = max(stats.peak_linear, peak)
         if peak > 1.0:
             stats.overs += int(np.count_nonzero(np.abs(block) > 1.0))
@@ -313,11 +317,17 @@ class AudioWriter:
         q = block * scale  # (channels, n), contiguous: the interleave happens once, at the cast
         if self.dither:
             # Drawn frame-major in one stream, so the noise does not depend on the block size.
+            assert self._rng is not None
             noise = self._rng.random((frames, self.channels, 2))
             q += (noise[..., 0] - noise[..., 1]).T
         np.rint(q, out=q)
         low, high = -scale, scale - 1
-        if float(q.max()) > high or float(q.min()) < low:
+        # rint is monotonic: without dither nothing rounds past full scale when the block's
+        # extremes do not; TPDF dither adds less than 1 LSB. Only a block near full scale is
+        # searched for the values it clips.
+        margin = 1.0 if self.dither else 0.0
+        near_full_scale = top * scale + margin > high or bottom * scale - margin < low
+        if near_full_scale and (float(q.max()) > high or float(q.min()) < low):
             clipped = (q < low) | (q > high)
             stats.clipped_samples += int(np.count_nonzero(clipped))
             np.clip(q, low, high, out=q)

@@ -481,13 +481,30 @@ def _live_measurement(job: _Job, tmp: Path) -> LiveMeasurement | None:
     full_scale = full_scale_positive(SUBTYPES[job.bit_depth])
     files = [
         LiveFile(
-            tmp / job.paths[t.key], job.file_rate, t.spec.channels, full_scale, t.role,
+            tmp / job.paths[t.key],
+            job.file_rate,
+            t.spec.channels,
+            full_scale,
+            t.role,
             mono_if_identical=job.delivery.mono_stems and t.spec.role in ("stem", "track"),
         )
         for t in job.renderer.taps
     ]
     sums = sum_entries(job.plan.sums, job.paths)
-    return LiveMeasurement(files, sums=sums, root=tmp)
+    return LiveMeasurement(files, sums=sums, root=tmp, processes=_meter_processes(job, len(files)))
+
+
+def _meter_processes(job: _Job, files: int) -> int:
+    """Meter processes beside the render: one per render thread once the package holds
+    :data:`~stemprint.analysis.verify.PARALLEL_MIN_SECONDS` of audio (a fork and a copy of
+    every block cost more than they save on a short cue)."""
+    from stemprint.analysis.verify import PARALLEL_MIN_SECONDS
+
+    extent = job.extent or job.graph.extent()
+    seconds = files * extent.length_samples / job.graph.sample_rate
+    return (
+        job.renderer.threads if job.renderer.threads > 1 and seconds >= PARALLEL_MIN_SECONDS else 0
+    )
 
 
 def _open_writers(job: _Job, tmp: Path, live: LiveMeasurement | None) -> dict[str, AudioWriter]:

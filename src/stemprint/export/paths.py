@@ -93,9 +93,7 @@ def file_paths(
                 path = f"{tap.spec.role} - {safe_file_name(region)}.{extension}"
         else:
             counters[tap.spec.role] = counters.get(tap.spec.role, 0) + 1
-            template = (
-                delivery.file_name if tap.spec.role == "stem" or every_file else "{stem}"
-            )
+            template = delivery.file_name if tap.spec.role == "stem" or every_file else "{stem}"
             if region is not None and "{region}" not in template:
                 template += " - {region}"
             try:

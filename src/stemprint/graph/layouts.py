@@ -181,9 +181,7 @@ def _check(loaded: LoadedSession, node: Node, strip: Track | Bus | Master | None
         )
 
 
-_DYNAMICS = frozenset(
-    {"compressor", "limiter", "noise_gate", "expander", "brickwall_limiter"}
-)
+_DYNAMICS = frozenset({"compressor", "limiter", "noise_gate", "expander", "brickwall_limiter"})
 
 
 def _alternative(kind: str) -> str:

@@ -37,9 +37,7 @@ class Routing:
     def __init__(self, nodes: Sequence[Node]) -> None:
         self.nodes = {n.key: n for n in nodes}
         self.order = {n.key: i for i, n in enumerate(nodes)}
-        self.audible_tracks = frozenset(
-            n.key for n in nodes if n.kind == "track" and n.audible
-        )
+        self.audible_tracks = frozenset(n.key for n in nodes if n.kind == "track" and n.audible)
         feeds: dict[str, list[str]] = {key: [] for key in self.nodes}
         for node in nodes:
             for edge in node.inputs:

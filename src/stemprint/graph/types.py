@@ -298,4 +298,3 @@ class RenderGraph:
     def audible_tracks(self) -> frozenset[str]:
         """Keys of the audible tracks."""
         return frozenset(n.key for n in self.nodes if n.kind == "track" and n.audible)
-

@@ -154,9 +154,7 @@ class ImportReport:
             effects = sorted({f.effect for f in found})
             first = found[0]
             more = f" (+{len(found) - 1} more)" if len(found) > 1 else ""
-            lines.append(
-                f"{code} [{'/'.join(effects)}] {first.where}: {first.message}{more}"
-            )
+            lines.append(f"{code} [{'/'.join(effects)}] {first.where}: {first.message}{more}")
         return lines
 
     def to_dict(self) -> dict[str, Any]:

@@ -402,8 +402,7 @@ class PreviewDef(_Model):
         rate = self.bitrate_kbps
         if self.format == "mp3" and rate not in MP3_BITRATES_KBPS:
             raise ValueError(
-                f"mp3 has no {rate} kb/s; use one of "
-                + " ".join(str(r) for r in MP3_BITRATES_KBPS)
+                f"mp3 has no {rate} kb/s; use one of " + " ".join(str(r) for r in MP3_BITRATES_KBPS)
             )
         if self.format == "opus" and not 6 <= rate <= 510:
             raise ValueError(f"opus takes 6 to 510 kb/s, not {rate}")

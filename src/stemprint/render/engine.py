@@ -36,7 +36,7 @@ from stemprint.render.runner import BlockRunner
 from stemprint.render.scheduler import BLOCKS_IN_FLIGHT, Scheduler, Sink, TrimmedSink
 from stemprint.render.sources import ClipReader
 from stemprint.render.taps import Tap, make_tap
-from stemprint.render.workers import SignalKey, TrackWorker, fork_available
+from stemprint.render.workers import SignalKey, TrackWorker, deal_by_cost, fork_available
 
 MIN_BLOCK_SIZE = 32
 """Smallest render block: pedalboard guesses the channel axis of tiny buffers."""
@@ -175,8 +175,9 @@ class Renderer:
         remote = self._track_workers(runner, needed) if self.processes and self.threads > 1 else []
         taps = [t for t in self.taps if t.key in trimmed]
         scheduler = Scheduler(
-            runner, blocks, readers, taps, trimmed, extent.until_silent, progress, remote
-        )
+            runner, blocks, readers, taps, trimmed, extent.until_silent, progress, remote,
+            sink_groups=self.threads,
+        )  # fmt: skip
         try:
             self._run_threads(scheduler, remote, blocks, readers)
         finally:
@@ -273,17 +274,11 @@ class Renderer:
         if count < 2 or hosted:
             return []
         nodes = self.graph.by_key
-
-        def cost(key: str) -> int:
-            return nodes[key].channels * (1 + len(nodes[key].inserts)) * len(by_track[key])
-
-        shares: list[list[str]] = [[] for _ in range(count)]
-        loads = [0] * count
-        for key in sorted(eligible, key=lambda k: (-cost(k), k)):
-            least = loads.index(min(loads))
-            shares[least].append(key)
-            loads[least] += cost(key)
-        return shares
+        costs = {
+            key: nodes[key].channels * (1 + len(nodes[key].inserts)) * len(by_track[key])
+            for key in eligible
+        }
+        return deal_by_cost(costs, count)
 
     def _consumed(self) -> set[SignalRef]:
         """Every instance signal something reads per block."""

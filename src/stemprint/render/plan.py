@@ -127,9 +127,7 @@ class PlanBuilder:
         keys: tuple[tuple[Edge, InstanceKey | None], ...] = ()
         if not dry:
             tracks = self.audible if keys_from is None else keys_from
-            keys = tuple(
-                (e, self.instance(e.source, tracks, False, keys_from)) for e in node.keys
-            )
+            keys = tuple((e, self.instance(e.source, tracks, False, keys_from)) for e in node.keys)
         return Instance(node, active, dry, tuple(inputs), keys, keys_from)
 
     def master(
@@ -203,4 +201,3 @@ def _levels(
     for instance in ordered:
         groups[level[instance.key]].append(instance)
     return tuple(tuple(g) for g in groups)
-

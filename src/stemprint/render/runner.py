@@ -195,11 +195,15 @@ class BlockRunner:
         if track in self._skip_reads:
             return  # every instance of the track reads its ``pre`` from the cache
         node = self.graph.by_key[track]
-        start = self.start_of(block)
-        x = np.zeros((node.channels, self.block_size))
-        for reader in readers:
-            reader.add_into(x, start)
-        check_finite(x, node, start, "its clips (the audio file holds NaN or Inf)")
+        start, n = self.start_of(block), self.block_size
+        playing = [r for r in readers if r.overlaps(start, n)]
+        x = playing[0].whole_block(start, n, node.channels) if len(playing) == 1 else None
+        if x is None:
+            x = np.zeros((node.channels, n))
+            for reader in playing:
+                reader.add_into(x, start)
+        if not all(r.integer_coded for r in playing):  # integer PCM decodes to finite values
+            check_finite(x, node, start, "its clips (the audio file holds NaN or Inf)")
         self.state(block).source[source_key(track)] = x
 
     def run_instance(self, instance: Instance, block: int) -> None:

@@ -3,9 +3,11 @@
 Invariants
 ----------
 - A unit is a piece of the render done block after block, in order: a track's clip read, one
-  instance, a track worker's block (received from its process), or the taps (sum the outputs,
-  write the sinks). A unit runs block ``k`` once every unit it reads has finished block ``k``,
-  so a bus of block ``k`` runs beside the tracks of block ``k + 1``.
+  instance, a track worker's block (received from its process), the taps (every output's
+  signal), a group of sinks (writing those outputs: the groups run side by side, each sink in
+  one group, so each file still gets its blocks in order), or the end of the block (release its
+  signals). A unit runs block ``k`` once every unit it reads has finished block ``k``, so a bus
+  of block ``k`` runs beside the tracks of block ``k + 1``.
 - At most :data:`BLOCKS_IN_FLIGHT` blocks are open at once: memory stays bounded whatever the
   session length.
 - Which thread runs a unit changes nothing: each unit's arithmetic is the same, in the same
@@ -28,6 +30,7 @@ from stemprint.graph.types import UntilSilent
 from stemprint.render.runner import BlockRunner
 from stemprint.render.sources import ClipReader
 from stemprint.render.taps import Tap
+from stemprint.render.workers import deal_by_cost
 
 if TYPE_CHECKING:
     from stemprint.render.plan import Instance, InstanceKey
@@ -114,6 +117,7 @@ class Scheduler:
         until_silent: UntilSilent | None,
         progress: Callable[[int, int], None] | None,
         remote: Sequence[TrackWorker],
+        sink_groups: int = 1,
     ) -> None:
         self.runner = runner
         self.blocks = blocks
@@ -128,13 +132,14 @@ class Scheduler:
         self.stopped = False
         self.cond = threading.Condition()
         self.heap: list[tuple[int, int, _Unit]] = []
-        self.units = self._units()
-        self.taps = self.units[-1]
+        self.outputs: dict[int, dict[str, np.ndarray]] = {}  # by block, from taps to sinks
+        self.units = self._units(sink_groups)
+        self.last = self.units[-1]  # a block ends here
         with self.cond:
             for unit in self.units:
                 self._offer(unit)
 
-    def _units(self) -> list[_Unit]:
+    def _units(self, sink_groups: int) -> list[_Unit]:
         units: list[_Unit] = []
         by_instance: dict[InstanceKey, _Unit] = {}
         remote_tracks: set[str] = set()
@@ -160,6 +165,14 @@ class Scheduler:
         taps = _Unit("taps", len(units), None)
         taps.deps = list(units)
         units.append(taps)
+        # The sinks dealt to groups by channels (what a write costs).
+        groups = deal_by_cost({t.key: t.spec.channels for t in self.taps_list}, sink_groups)
+        sinks = [_Unit("sinks", len(units) + i, g) for i, g in enumerate(groups)]
+        for unit in sinks:
+            unit.deps = [taps]
+        end = _Unit("end", len(units) + len(sinks), None)
+        end.deps = sinks or [taps]
+        units += [*sinks, end]
         for unit in units:
             for dep in unit.deps:
                 dep.dependents.append(unit)
@@ -182,7 +195,7 @@ class Scheduler:
         block = unit.done
         if unit.busy or unit.queued or block >= self.blocks or self.stopped:
             return
-        if unit is not self.taps and block >= self.taps.done + BLOCKS_IN_FLIGHT:
+        if unit is not self.last and block >= self.last.done + BLOCKS_IN_FLIGHT:
             return
         # The taps depend on every unit and are offered after each one: remembering the dep
         # that held them back makes the common "not yet" answer one comparison.
@@ -221,7 +234,7 @@ class Scheduler:
     def _next(self) -> tuple[int, _Unit] | None:
         with self.cond:
             while not self.heap:
-                if self.stopped or self.taps.done >= self.blocks:
+                if self.stopped or self.last.done >= self.blocks:
                     return None
                 self.cond.wait()
             if self.stopped:
@@ -235,9 +248,9 @@ class Scheduler:
         with self.cond:
             unit.busy = False
             unit.done += 1
-            for candidate in self.units if unit is self.taps else [unit, *unit.dependents]:
+            for candidate in self.units if unit is self.last else [unit, *unit.dependents]:
                 self._offer(candidate)
-            if self.taps.done >= self.blocks:
+            if self.last.done >= self.blocks:
                 self.stopped = True
             self.cond.notify_all()
 
@@ -253,18 +266,23 @@ class Scheduler:
             state = runner.state(block)
             for (kind, key, _), view in zip(worker.shipped, worker.receive(block), strict=True):
                 state.signals(kind)[key] = view
+        elif unit.kind == "taps":
+            state = runner.state(block)
+            self.outputs[block] = {t.key: t.signal(runner, state, block) for t in self.taps_list}
+        elif unit.kind == "sinks":
+            self._write(block, unit.target)  # type: ignore[arg-type]
         else:
-            self._write(block)
+            self._end(block)
 
-    def _write(self, block: int) -> None:
-        runner = self.runner
-        state = runner.state(block)
-        outputs = {t.key: t.signal(runner, state, block) for t in self.taps_list}
-        del state
+    def _write(self, block: int, keys: list[str]) -> None:
+        outputs = self.outputs[block]
         threshold = self.until_silent.threshold_linear if self.until_silent else None
-        for key, sink in self.trimmed.items():
-            sink.write(outputs[key], threshold)
-        del outputs
+        for key in keys:
+            self.trimmed[key].write(outputs[key], threshold)
+
+    def _end(self, block: int) -> None:
+        runner = self.runner
+        self.outputs.pop(block, None)
         runner.release(block)  # after the writes: an output may be a worker's slot
         for worker in self.remote:
             worker.free()  # its slot may be reused: nothing here refers to it any more

@@ -20,6 +20,9 @@ from stemprint.graph.clips import ClipPlan
 READ_FRAMES = 16384
 """Frames read from a file per call when resampling (fixed, for determinism)."""
 
+INTEGER_SUBTYPES = frozenset({"PCM_S8", "PCM_U8", "PCM_16", "PCM_24", "PCM_32"})
+"""libsndfile subtypes decoded from integers (FLAC reports these too)."""
+
 
 class ClipReader:
     """Streams one clip's samples, gain and fades applied, in timeline order.
@@ -130,6 +133,58 @@ class ClipReader:
         out, self._pending = self._pending[:n], self._pending[n:]
         return out
 
+    @property
+    def integer_coded(self) -> bool:
+        """The file holds integer PCM: every decoded sample is finite, and none is ``-0.0``."""
+        return self.plan.info.subtype in INTEGER_SUBTYPES
+
+    def overlaps(self, block_start: int, n: int) -> bool:
+        """The clip has samples in the ``n`` timeline samples from ``block_start``."""
+        plan = self.plan
+        return max(block_start, plan.start_sample) < min(block_start + n, plan.end_sample)
+
+    def whole_block(self, block_start: int, n: int, channels: int) -> np.ndarray | None:
+        """The block as a new ``(channels, n)`` array when this clip alone can give it plainly
+        (it covers the block, same channels and rate, integer PCM, no fade, envelope, reverse or
+        loop), else ``None`` (use :meth:`add_into`).
+
+        The same values as :meth:`add_into` on zeros: ``0.0 + y == y`` for every ``y`` but
+        ``-0.0``, which integer PCM never decodes to (nor times a positive clip gain).
+        """
+        plan = self.plan
+        first = block_start - plan.start_sample  # clip index of the block's first sample
+        if (
+            first < 0
+            or block_start + n > plan.end_sample
+            or plan.reverse
+            or plan.loop
+            or plan.envelope is not None
+            or plan.info.channels != channels
+            or plan.info.sample_rate != self.sample_rate
+            or not self.integer_coded
+            or first < plan.fade_in_samples
+            or first + n > plan.length_samples - plan.fade_out_samples
+        ):
+            return None
+        self._ensure_open(block_start)
+        if self._position != first:
+            return None  # not where the stream stands (never in a render: blocks go in order)
+        data = self._read_file(n)  # (n, channels), a new array
+        self._position += n
+        if plan.gain_linear != 1.0:
+            data *= plan.gain_linear
+        if self._position >= plan.length_samples:
+            self.close()
+        return np.ascontiguousarray(data.T)
+
+    def _ensure_open(self, lo: int) -> None:
+        """Open the file at the clip's first block; a render that starts inside the clip (a
+        region) skips its beginning."""
+        if self._file is None:
+            self._open()
+            if lo > self.plan.start_sample:
+                self._skip(lo - self.plan.start_sample)
+
     def add_into(self, target: np.ndarray, block_start: int) -> None:
         """Add this clip's part of the block starting at timeline sample ``block_start``.
 
@@ -147,11 +202,7 @@ class ClipReader:
         hi = min(block_start + n, plan.end_sample)
         if hi <= lo:
             return
-        if self._file is None:
-            self._open()
-            # A render that starts inside the clip (a region) skips its beginning.
-            if lo > plan.start_sample:
-                self._skip(lo - plan.start_sample)
+        self._ensure_open(lo)
         count = hi - lo
         first = self._position  # index inside the clip of data[:, 0]
         data = self._next(count).T  # (channels, count)

@@ -44,6 +44,28 @@ def fork_available() -> bool:
     return sys.platform.startswith("linux") and hasattr(os, "fork")
 
 
+def kill_and_reap(pid: int) -> None:
+    """Stop a forked helper (if it still runs) and collect its exit status."""
+    try:
+        os.kill(pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+    os.waitpid(pid, 0)
+
+
+def deal_by_cost(costs: dict[str, int], count: int) -> list[list[str]]:
+    """Keys dealt, costliest first, to the least loaded of ``count`` shares; each share keeps
+    the order of ``costs``; empty shares are dropped."""
+    shares: list[list[str]] = [[] for _ in range(max(count, 1))]
+    loads = [0] * len(shares)
+    for key in sorted(costs, key=lambda k: -costs[k]):
+        least = loads.index(min(loads))
+        shares[least].append(key)
+        loads[least] += costs[key]
+    order = {key: i for i, key in enumerate(costs)}
+    return [sorted(share, key=order.__getitem__) for share in shares if share]
+
+
 class TrackWorker:
     """One worker process: a share of the tracks, rendered block after block.
 
@@ -158,11 +180,7 @@ class TrackWorker:
         if self._conn is not None:
             self._conn.close()
         if self.pid:
-            try:
-                os.kill(self.pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-            os.waitpid(self.pid, 0)
+            kill_and_reap(self.pid)
         # The shared memory is not closed here: views of it may still be alive (an exception's
         # frames); it is unmapped when the last one goes.
 

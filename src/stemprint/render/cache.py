@@ -89,12 +89,15 @@ class CachedSignal:
             fd = self._open()
             crc, offset = 0, HEADER_BYTES
             end = HEADER_BYTES + self.length * self.channels * self.dtype.itemsize
+            # One buffer read into again and again: a fresh 16 MiB object per read costs
+            # its page faults (141 MB entry: 0.04-0.07 s instead of 0.07-0.22 s).
+            buffer = memoryview(bytearray(min(HASH_CHUNK, max(end - offset, 1))))
             while offset < end:
-                chunk = os.pread(fd, min(HASH_CHUNK, end - offset), offset)
-                if not chunk:
+                got = os.preadv(fd, [buffer[: min(len(buffer), end - offset)]], offset)
+                if not got:
                     return False
-                crc = zlib.crc32(chunk, crc)
-                offset += len(chunk)
+                crc = zlib.crc32(buffer[:got], crc)
+                offset += got
         except OSError:
             self.close()
             return False
@@ -107,8 +110,8 @@ class CachedSignal:
 
     def block(self, start: int, n: int) -> np.ndarray:
         """Samples ``start … start + n`` as ``(channels, n)`` float64 (zeros past the end)."""
-        out = np.zeros((self.channels, n))
         end = min(start + n, self.length)
+        out = np.empty((self.channels, n)) if end - start == n else np.zeros((self.channels, n))
         if end > start:
             frames = np.empty((end - start, self.channels), self.dtype)
             offset = HEADER_BYTES + start * self.channels * self.dtype.itemsize

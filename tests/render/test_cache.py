@@ -17,7 +17,7 @@ from stemprint.export.package import RenderOptions, render_package
 from stemprint.model.load import load_session
 from stemprint.render.cache import MARKER_NAME, RenderCache
 from stemprint.render.workers import fork_available
-from tests.conftest import write_session, write_wav
+from tests.conftest import ArraySink, write_session, write_wav
 
 BASE = {
     "tail_seconds": 0.05,
@@ -400,3 +400,28 @@ def test_variants_are_identical_with_the_cache(media, delivery):
         assert "Kick" in manifest["cache"]["reused"]
     else:
         assert manifest["cache"]["stored"] == ["Drums", "master"]
+
+
+@pytest.mark.parametrize(("kind", "tracks"), [("fader", 1), ("insert", 2), ("file", 2)])
+def test_tracks_to_run_counts_what_the_cached_render_renders(media, kind, tracks):
+    """What decides the meter processes: the tracks a render runs. Cold: all four; after a
+    change, only those without a usable entry (Vox has no inserts, so never an entry)."""
+    from stemprint.graph.compile import compile_session
+    from stemprint.render.engine import Renderer
+
+    cache = media / "cache"
+
+    def renderer(session: dict) -> Renderer:
+        graph = compile_session(load_session(write_session(media, session)))
+        return Renderer(graph, 4096, cache=RenderCache(cache), threads=1)
+
+    assert renderer(BASE).tracks_to_run() == 4
+    _render(media, BASE, "a", cache)
+    assert renderer(BASE).tracks_to_run() == 1  # Vox
+    changed, _ = _change(kind, BASE, media)
+    prepared = renderer(changed)
+    assert prepared.tracks_to_run() == tracks
+    sinks = {tap.key: ArraySink() for tap in prepared.taps}
+    prepared.run(sinks)  # type: ignore[arg-type]  # the plan made for the count is used
+    assert prepared._prepared is None
+    assert set(prepared.cache_report["rendered"]) >= {"Vox"}

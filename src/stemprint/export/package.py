@@ -495,16 +495,19 @@ def _live_measurement(job: _Job, tmp: Path) -> LiveMeasurement | None:
 
 
 def _meter_processes(job: _Job, files: int) -> int:
-    """Meter processes beside the render: one per render thread once the package holds
-    :data:`~stemprint.analysis.verify.PARALLEL_MIN_SECONDS` of audio (a fork and a copy of
-    every block cost more than they save on a short cue)."""
+    """Meter processes beside the render (one per render thread) when metering weighs about
+    as much as rendering: at least :data:`~stemprint.analysis.verify.PARALLEL_MIN_SECONDS` of
+    audio in all, and at least one file for every two tracks the render runs (a re-render
+    from the cache, a short cue). Otherwise the track workers already keep every core busy and
+    meter processes would only add their copies (32 tracks x 3 min cold: +1 CPU s)."""
     from stemprint.analysis.verify import PARALLEL_MIN_SECONDS
 
+    renderer = job.renderer
     extent = job.extent or job.graph.extent()
     seconds = files * extent.length_samples / job.graph.sample_rate
-    return (
-        job.renderer.threads if job.renderer.threads > 1 and seconds >= PARALLEL_MIN_SECONDS else 0
-    )
+    if renderer.threads < 2 or seconds < PARALLEL_MIN_SECONDS:
+        return 0
+    return renderer.threads if 2 * files >= renderer.tracks_to_run(extent) else 0
 
 
 def _open_writers(job: _Job, tmp: Path, live: LiveMeasurement | None) -> dict[str, AudioWriter]:

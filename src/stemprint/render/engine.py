@@ -126,6 +126,7 @@ class Renderer:
         self.plan = RenderPlan.freeze(builder)
         self.cache = cache
         self.cache_report: dict[str, object] | None = None
+        self._prepared: tuple[RenderExtent, CachePlan | None] | None = None  # tracks_to_run
 
     @property
     def total_latency_samples(self) -> int:
@@ -153,8 +154,12 @@ class Renderer:
             A route produced NaN or Inf (the message names the route and the time).
         """
         extent = extent or self.graph.extent()
-        run_length = extent.preroll_samples + extent.length_samples + self.total_latency_samples
-        cache_plan = self._cache_plan(extent, run_length)
+        run_length = self._run_length(extent)
+        prepared, self._prepared = self._prepared, None
+        if prepared is not None and prepared[0] == extent:
+            cache_plan = prepared[1]
+        else:
+            cache_plan = self._cache_plan(extent, run_length)
         runner = BlockRunner(self.plan, self.block_size, extent, cache_plan)
         if cache_plan is not None:
             self.cache_report = cache_plan.report()
@@ -193,6 +198,25 @@ class Renderer:
                 set_length(final_length)
             sink.sink.close()
         return final_length
+
+    def _run_length(self, extent: RenderExtent) -> int:
+        return extent.preroll_samples + extent.length_samples + self.total_latency_samples
+
+    def tracks_to_run(self, extent: RenderExtent | None = None) -> int:
+        """How many tracks the next :meth:`run` of ``extent`` renders (a cached render reads
+        the others' ``pre`` from the cache, or needs nothing of them). Plans the cache use once;
+        ``run`` takes that plan."""
+        extent = extent or self.graph.extent()
+        if self.cache is None:
+            plan = None
+        else:
+            plan = self._cache_plan(extent, self._run_length(extent))
+            self._prepared = (extent, plan)
+        skipped = (plan.hits.keys() | plan.idle) if plan is not None else set()
+        return sum(
+            any(i.key not in skipped for i in instances)
+            for instances in self.plan.track_instances().values()
+        )
 
     def _cache_plan(self, extent: RenderExtent, run_length: int) -> CachePlan | None:
         if self.cache is None:

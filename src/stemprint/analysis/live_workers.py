@@ -24,10 +24,7 @@ Invariants
 from __future__ import annotations
 
 import mmap
-import os
 import pickle
-import signal
-import socket
 from collections.abc import Callable
 from multiprocessing.connection import Connection
 from typing import Any
@@ -35,7 +32,7 @@ from typing import Any
 import numpy as np
 
 from stemprint.errors import RenderError
-from stemprint.render.workers import kill_and_reap
+from stemprint.render.workers import fork_serving, kill_and_reap
 
 SLOTS = 2
 """Steps a meter process may be behind (each a block of every file it meters)."""
@@ -81,21 +78,8 @@ class MeterProcess:
         self._memory = mmap.mmap(-1, self.slot_bytes * SLOTS)  # anonymous, shared over fork
         self._sent = 0
         self._freed = 0
-        self._conn, child = socket.socketpair()
-        self.pid = os.fork()
-        if self.pid == 0:  # the meter process
-            self._conn.close()
-            code = 0
-            try:
-                signal.signal(signal.SIGINT, signal.SIG_DFL)
-                self._serve(Connection(child.detach()), meter, results)
-            except BaseException:  # noqa: BLE001 - never return into the caller's code
-                code = 1
-            finally:
-                os._exit(code)
-        child.close()
-        self._parent = Connection(self._conn.detach())
         self._closed = False
+        self.pid, self._parent = fork_serving(lambda conn: self._serve(conn, meter, results))
 
     def _views(self, slot: int, frames: int) -> dict[str, np.ndarray]:
         base = slot * self.slot_bytes

@@ -22,6 +22,7 @@ import os
 import signal
 import socket
 import sys
+from collections.abc import Callable
 from multiprocessing.connection import Connection
 from typing import TYPE_CHECKING, Any
 
@@ -42,6 +43,26 @@ SignalKey = tuple[str, "InstanceKey", int]
 def fork_available() -> bool:
     """Worker processes need ``os.fork`` (Linux; macOS forbids forking its audio frameworks)."""
     return sys.platform.startswith("linux") and hasattr(os, "fork")
+
+
+def fork_serving(serve: Callable[[Connection], None]) -> tuple[int, Connection]:
+    """Fork a helper process that runs ``serve`` on its end of a socket pair, then exits (it
+    never returns into the caller's code; Ctrl-C is the parent's to handle). Returns the
+    helper's pid and this process's end."""
+    parent, child = socket.socketpair()
+    pid = os.fork()
+    if pid == 0:  # the helper
+        parent.close()
+        code = 0
+        try:
+            signal.signal(signal.SIGINT, signal.SIG_DFL)
+            serve(Connection(child.detach()))
+        except BaseException:  # noqa: BLE001 - the helper must never return into the caller
+            code = 1
+        finally:
+            os._exit(code)
+    child.close()
+    return pid, Connection(parent.detach())
 
 
 def kill_and_reap(pid: int) -> None:
@@ -129,21 +150,7 @@ class TrackWorker:
         """Fork the worker; it renders ``blocks`` blocks, reading its
         tracks through its own copies of ``readers`` (not yet opened: each process opens the
         files it reads)."""
-        parent, child = socket.socketpair()
-        pid = os.fork()
-        if pid == 0:  # the worker
-            parent.close()
-            code = 0
-            try:
-                signal.signal(signal.SIGINT, signal.SIG_DFL)
-                self._serve(Connection(child.detach()), blocks, readers)
-            except BaseException:  # noqa: BLE001 - the worker must never return into the caller
-                code = 1
-            finally:
-                os._exit(code)
-        child.close()
-        self.pid = pid
-        self._conn = Connection(parent.detach())
+        self.pid, self._conn = fork_serving(lambda conn: self._serve(conn, blocks, readers))
 
     def receive(self, block: int) -> list[np.ndarray]:
         """Wait for ``block`` (releases the GIL while waiting); its signals as views."""

@@ -31,8 +31,8 @@ Invariants
 """
 
 import typing as _typing
-from importlib import import_module as _import_module
 
+from stemprint._lazy import lazy_names as _lazy_names
 from stemprint._version import __version__
 from stemprint.errors import (
     AudioFileError,
@@ -82,18 +82,7 @@ _LAZY = {
 
 # Hidden from type checkers, which see the imports above: a misspelt name stays an error.
 if not _typing.TYPE_CHECKING:
-
-    def __getattr__(name: str) -> object:
-        """Import a name of the API on first use and bind it here (later lookups skip this)."""
-        module = _LAZY.get(name)
-        if module is None:
-            raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-        value = getattr(_import_module(module), name)
-        globals()[name] = value
-        return value
-
-    def __dir__() -> list[str]:
-        return sorted({*globals(), *__all__})
+    __getattr__, __dir__ = _lazy_names(globals(), _LAZY)
 
 
 __all__ = [

@@ -22,7 +22,8 @@ Every name above is imported on first use (module ``__getattr__``): a module of 
 """
 
 import typing as _typing
-from importlib import import_module as _import_module
+
+from stemprint._lazy import lazy_names as _lazy_names
 
 if _typing.TYPE_CHECKING:
     from .discovery import PackageFile, StemPackage, SumRelation, discover_package
@@ -35,49 +36,38 @@ if _typing.TYPE_CHECKING:
     from .verify import verify_package
 
 _LAZY = {
-    "PackageFile": "discovery",
-    "StemPackage": "discovery",
-    "SumRelation": "discovery",
-    "discover_package": "discovery",
-    "Finding": "findings",
-    "Severity": "findings",
-    "ClippedRun": "meters",
-    "FileLevels": "meters",
-    "LevelMeter": "meters",
-    "TruePeakMeter": "meters",
-    "measure_file": "meters",
-    "DEFAULT_NULL_THRESHOLD_DBFS": "nulltest",
-    "NullResult": "nulltest",
-    "StemFit": "nulltest",
-    "PROFILES": "profiles",
-    "DeliveryProfile": "profiles",
-    "check_profile": "profiles",
-    "get_profile": "profiles",
-    "repair_package": "repair",
-    "FileReport": "report",
-    "SumCheck": "report",
-    "VerificationReport": "report",
-    "print_report": "report",
-    "write_report_json": "report",
-    "verify_package": "verify",
+    "PackageFile": ".discovery",
+    "StemPackage": ".discovery",
+    "SumRelation": ".discovery",
+    "discover_package": ".discovery",
+    "Finding": ".findings",
+    "Severity": ".findings",
+    "ClippedRun": ".meters",
+    "FileLevels": ".meters",
+    "LevelMeter": ".meters",
+    "TruePeakMeter": ".meters",
+    "measure_file": ".meters",
+    "DEFAULT_NULL_THRESHOLD_DBFS": ".nulltest",
+    "NullResult": ".nulltest",
+    "StemFit": ".nulltest",
+    "PROFILES": ".profiles",
+    "DeliveryProfile": ".profiles",
+    "check_profile": ".profiles",
+    "get_profile": ".profiles",
+    "repair_package": ".repair",
+    "FileReport": ".report",
+    "SumCheck": ".report",
+    "VerificationReport": ".report",
+    "print_report": ".report",
+    "write_report_json": ".report",
+    "verify_package": ".verify",
 }
-"""The module (of this package) each name of ``__all__`` lives in."""
+"""The module (of this package) each name of ``__all__`` lives in, relative."""
 
 
 # Hidden from type checkers, which see the imports above: a misspelt name stays an error.
 if not _typing.TYPE_CHECKING:
-
-    def __getattr__(name: str) -> object:
-        """Import a name on first use and bind it here (later lookups skip this)."""
-        module = _LAZY.get(name)
-        if module is None:
-            raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-        value = getattr(_import_module(f".{module}", __name__), name)
-        globals()[name] = value
-        return value
-
-    def __dir__() -> list[str]:
-        return sorted({*globals(), *__all__})
+    __getattr__, __dir__ = _lazy_names(globals(), _LAZY)
 
 
 __all__ = [

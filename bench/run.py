@@ -582,36 +582,24 @@ def _scale_targets(bench: Bench) -> list[dict]:
     in_length = _spread(rows, "tracks", "ms_per_track_minute")
     in_tracks = _spread([r for r in rows if r["tracks"] >= 32], "minutes", "ms_per_track_minute")
     why = "no 128-track point" if rows else "not run"
+    spread = "needs 2 lengths" if rows else "not run"
     return [
-        _target(
-            "6. peak memory (tree PSS) at 128 tracks",
-            "<= 150 MB",
-            f"{max(big):.0f} MB" if big else None,
-            max(big) <= 150 if big else None,
-            why,
-        ),
-        _target(
-            "6. memory flat with length (max/min PSS, same tracks)",
-            "<= 1.10x",
-            f"{flat:.2f}x" if flat else None,
-            flat <= 1.10 if flat else None,
-            "needs 2 lengths" if rows else "not run",
-        ),
-        _target(
-            "6. cost linear in length (ms per track-minute, max/min)",
-            "<= 1.25x",
-            f"{in_length:.2f}x" if in_length else None,
-            in_length <= 1.25 if in_length else None,
-            "needs 2 lengths" if rows else "not run",
-        ),
-        _target(
-            "6. cost linear in tracks, >= 32 (ms per track-minute)",
-            "<= 1.25x",
-            f"{in_tracks:.2f}x" if in_tracks else None,
-            in_tracks <= 1.25 if in_tracks else None,
-            "needs 2 counts" if rows else "not run",
-        ),
-    ]
+        _at_most("6. peak memory (tree PSS) at 128 tracks", max(big) if big else None, 150,
+                 "{:.0f} MB", why),
+        _at_most("6. memory flat with length (max/min PSS, same tracks)", flat, 1.10,
+                 "{:.2f}x", spread),
+        _at_most("6. cost linear in length (ms per track-minute, max/min)", in_length, 1.25,
+                 "{:.2f}x", spread),
+        _at_most("6. cost linear in tracks, >= 32 (ms per track-minute)", in_tracks, 1.25,
+                 "{:.2f}x", "needs 2 counts" if rows else "not run"),
+    ]  # fmt: skip
+
+
+def _at_most(text: str, value: float | None, limit: float, shown: str, why: str) -> dict:
+    """Met when ``value`` is at most ``limit``; ``why`` stands in when there is no value."""
+    if not value:
+        return _target(text, f"<= {shown.format(limit)}", None, None, why)
+    return _target(text, f"<= {shown.format(limit)}", shown.format(value), value <= limit, why)
 
 
 RATIO_TARGETS = [  # (target, row, reference row, limit of row / reference, field)

@@ -43,6 +43,11 @@ class _Marked(HTMLParser):
             self.found.append((attrs, "".join(parts)))
 
 
+def _player_data(text: str) -> dict:
+    """The stem player's JSON of a report page."""
+    return json.loads(re.search(r'id="player-data">(.*?)</script>', text).group(1))
+
+
 def _resolve(data: Any, path: str) -> Any:
     for key in path.split("."):
         data = data[int(key)] if isinstance(data, list) else data[key]
@@ -138,7 +143,7 @@ def test_over_the_cap_without_opus_links_with_a_note(tmp_path: Path) -> None:
     package = write_bare_package(tmp_path / "pkg", seconds=1.0, rate=44100)
     out = write_package_report(package, None, None, cap_bytes=10_000)
     text = out.read_text()
-    data = json.loads(re.search(r'id="player-data">(.*?)</script>', text).group(1))
+    data = _player_data(text)
     assert data["mode"] == "link" and "application/octet-stream" not in text
     assert "The audio is linked, not embedded" in text
     assert sorted(s["src"] for s in data["stems"]) == [
@@ -192,7 +197,7 @@ def test_flac_over_the_cap_falls_back_to_opus_after_the_pass(tmp_path: Path) -> 
     write_wav(tmp_path / "premaster.wav", sum(stems), subtype="FLOAT")
     out = write_package_report(tmp_path, None, None, cap_bytes=600_000)
     text = out.read_text()
-    data = json.loads(re.search(r'id="player-data">(.*?)</script>', text).group(1))
+    data = _player_data(text)
     assert data["mode"] == "embed" and data["codec"] == "opus"
     assert text.count('data-codec="opus"') == 4
 
@@ -202,7 +207,7 @@ def test_lossless_links_instead_of_opus_when_flac_would_pass_the_cap(tmp_path: P
     package = write_bare_package(tmp_path / "pkg", seconds=1.0, rate=48000)
     out = write_package_report(package, None, None, audio="lossless", cap_bytes=10_000)
     text = out.read_text()
-    data = json.loads(re.search(r'id="player-data">(.*?)</script>', text).group(1))
+    data = _player_data(text)
     assert data["mode"] == "link" and 'data-codec="opus"' not in text
     assert "`stemprint report PACKAGE` embeds Opus copies instead" in text
 
@@ -217,7 +222,7 @@ def test_lossless_links_when_flac_passes_the_cap_after_the_pass(tmp_path: Path) 
     write_wav(tmp_path / "premaster.wav", sum(stems), subtype="FLOAT")
     out = write_package_report(tmp_path, None, None, audio="lossless", cap_bytes=600_000)
     text = out.read_text()
-    data = json.loads(re.search(r'id="player-data">(.*?)</script>', text).group(1))
+    data = _player_data(text)
     assert data["mode"] == "link" and 'data-codec="opus"' not in text
     assert "embeds Opus copies instead" in text
 
@@ -232,7 +237,7 @@ def test_lossless_through_the_cli_embeds_flac_that_fits(tmp_path: Path) -> None:
     result = runner.invoke(app, ["report", str(package), "--audio", "lossless", "-q"])
     assert result.exit_code == 0, result.output
     text = (package / "report.html").read_text()
-    data = json.loads(re.search(r'id="player-data">(.*?)</script>', text).group(1))
+    data = _player_data(text)
     assert data["mode"] == "embed" and data["codec"] == "flac"
     first = data["stems"][0]
     blob = re.search(rf'id="{first["src"]}"[^>]*>([^<]*)<', text).group(1)

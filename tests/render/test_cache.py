@@ -289,6 +289,30 @@ def test_one_corrupt_entry_renders_only_its_route_again(media, victim):
     )
 
 
+def test_a_new_cache_opened_at_once_by_many_renders(tmp_path):
+    # Every opener sees an empty folder or a marked one, never ``entries`` without its marker.
+    errors: list[BaseException] = []
+
+    def open_cache(root: Path, start: threading.Barrier) -> None:
+        start.wait()
+        try:
+            RenderCache(root)
+        except BaseException as exc:  # noqa: BLE001
+            errors.append(exc)
+
+    for round_ in range(40):
+        root = tmp_path / f"c{round_}"
+        start = threading.Barrier(6)
+        openers = [threading.Thread(target=open_cache, args=(root, start)) for _ in range(6)]
+        for t in openers:
+            t.start()
+        for t in openers:
+            t.join()
+        assert not errors
+        assert sorted(p.name for p in root.iterdir()) == sorted([MARKER_NAME, "entries"])
+        assert "stemprint render cache" in (root / MARKER_NAME).read_text("utf-8")
+
+
 def test_concurrent_renders_share_a_cache(media):
     cache = media / "cache"
     cold, _ = _render(media, BASE, "cold", None)

@@ -233,20 +233,25 @@ class RenderCache:
         marker = self.root / MARKER_NAME
         if self.root.exists() and not self.root.is_dir():
             raise InputError(f"cache {self.root} is not a folder", field="--cache")
-        if self.root.is_dir() and not marker.is_file() and any(self.root.iterdir()):
+        # Listed before the marker is looked for: whatever another render put here was put
+        # after its marker (below), so a non-empty listing of our own has a marker by now.
+        if self.root.is_dir() and any(self.root.iterdir()) and not marker.is_file():
             raise InputError(
                 f"{self.root} is not empty and is not a stemprint cache",
                 field="--cache",
                 fix="name a new or empty folder (the cache deletes only its own entries)",
             )
-        self.entries = self.root / "entries"
-        self.entries.mkdir(parents=True, exist_ok=True)
-        if not marker.is_file():
-            marker.write_text(
+        # The marker is the first thing put into the folder, created exclusively: a render
+        # opening the same new cache at the same moment then sees either an empty folder or
+        # a marked one, never one holding ``entries`` without its marker.
+        self.root.mkdir(parents=True, exist_ok=True)
+        with contextlib.suppress(FileExistsError), open(marker, "x", encoding="utf-8") as f:
+            f.write(
                 "stemprint render cache: stemprint deletes only entries/*.pre and its own "
-                "temporary files here.\n",
-                "utf-8",
+                "temporary files here.\n"
             )
+        self.entries = self.root / "entries"
+        self.entries.mkdir(exist_ok=True)
         self._hashes_path = self.root / "file-hashes.json"
         self._hashes: dict[str, str] | None = None
 

@@ -466,13 +466,16 @@ def cache_rows(bench: Bench, work: Path, tracks: int, minutes: float, verify: bo
     )
     warm["verify"] = verify
     warm["bit_identical"], warm["files_compared"] = _same_audio(runs / "rerender", runs / "cold")
-    warm["cache_bytes"] = sum(p.stat().st_size for p in seed.rglob("*.pre"))
+    warm["cache_bytes"] = sum(
+        p.stat().st_size for p in seed.rglob("*") if p.suffix in (".pre", ".file", ".json")
+    )
     try:
         entry = json.loads((runs / "rerender" / "manifest.json").read_text("utf-8"))["cache"]
         warm["reused_routes"], warm["rendered_routes"] = (
             len(entry["reused"]),
             len(entry["rendered"]),
         )
+        warm["files_reused"] = len(entry.get("files_reused", []))
     except (OSError, KeyError, ValueError):
         pass
 

@@ -57,6 +57,14 @@ BASE = {
 CACHED = sorted(["Kick", "Snare", "Bass", "Drums", "Verb", "master"])
 
 
+@pytest.fixture(autouse=True)
+def _signal_entries_only(monkeypatch):
+    """These tests are of the signal entries: no printed file is reused from the cache here
+    (a re-render of an unchanged route would copy its file and run nothing; that layer is
+    tested in tests/export/test_reuse.py)."""
+    monkeypatch.setattr("stemprint.export.package._file_keys", lambda job, settings: {})
+
+
 @pytest.fixture
 def media(tmp_path: Path) -> Path:
     rng = np.random.default_rng(7)

@@ -29,6 +29,11 @@ Invariants
   share of the files on the same re-blocked arrays, so the levels and gating blocks are those
   of metering on the thread, bit for bit (tested for 0 to 3 processes); the null sums stay on
   the thread. libebur128 holds the GIL, so metering in the render process slowed its threads.
+* Reused files (``reused``: a file copied from the render cache, ``export.reuse``) are not
+  metered: their levels and gating blocks are the ones recorded when those exact bytes were
+  measured. Their samples still enter the null sums: the metering thread reads them back from
+  the package, in step with the files being written (never more than the written files hold
+  pending), so the sums are those of a package written in full.
 * Every meter keeps its BS.1770-4 gating-block energies (:meth:`LiveMeasurement.gating_blocks`),
   all from sample 0: the dialogue-gated (approximation) loudness is computed from them exactly
   as when reading back.
@@ -38,6 +43,7 @@ from __future__ import annotations
 
 import queue
 import threading
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -82,6 +88,23 @@ class LiveFile:
     full_scale_positive: float
     role: str
     mono_if_identical: bool = False
+
+
+@dataclass(frozen=True)
+class Measurement:
+    """Everything measured of one file, by meter kind (``file``; ``mono``: channel 0 alone of a
+    file that may be rewritten as mono; ``fold``: the stereo fold-down of a 5.1/7.1 file).
+
+    Attributes
+    ----------
+    levels
+        :class:`~stemprint.analysis.meters.FileLevels` by kind.
+    blocks
+        BS.1770-4 gating-block energies by kind, float64 ``(blocks,)``.
+    """
+
+    levels: dict[str, FileLevels]
+    blocks: dict[str, np.ndarray]
 
 
 @dataclass
@@ -130,6 +153,9 @@ class LiveMeasurement:
     processes
         Meter the files in this many forked processes (:mod:`~stemprint.analysis.live_workers`;
         the levels are the same); 0: on the metering thread.
+    reused
+        Files of ``files`` already on disk, not written, with their recorded
+        :meth:`measurement`: read back for the null sums only.
 
     Raises
     ------
@@ -146,8 +172,11 @@ class LiveMeasurement:
         root: Path | None = None,
         fold_down: bool = False,
         processes: int = 0,
+        reused: Mapping[Path, Measurement] | None = None,
     ) -> None:
         self.files = {str(f.path.resolve()): f for f in files}
+        self.reused = {str(Path(p).resolve()): m for p, m in (reused or {}).items()}
+        self._readers: dict[str, Any] = {}
         self.block_frames = block_frames
         self.meters = {
             key: LevelMeter(f.sample_rate, f.channels, f.full_scale_positive)
@@ -181,10 +210,16 @@ class LiveMeasurement:
         self._finished = False
         self._results: dict[tuple[str, str], FileLevels] = {}
         self._remote_blocks: dict[tuple[str, str], np.ndarray] = {}
+        for key, measured in self.reused.items():
+            if not set(self._kinds(key)) <= measured.levels.keys():
+                raise ValueError(f"{key} was not measured as {self._kinds(key)}")
+            for kind, levels in measured.levels.items():
+                self._results[(kind, key)] = levels
+                self._remote_blocks[(kind, key)] = measured.blocks[kind]
         # Forked before the metering thread starts: a meter process is a copy of this one.
         self._processes = self._start_processes(processes)
         remote = {key for process in self._processes for key in process.keys}
-        self._local = [key for key in self.files if key not in remote]
+        self._local = [key for key in self.files if key not in remote and key not in self.reused]
         # Metering runs on its own thread, off the render's critical path (the writers run in
         # the render's sink units); the queue is bounded, so memory stays flat.
         self._queue: queue.Queue[tuple[str, np.ndarray] | None] = queue.Queue(
@@ -200,7 +235,10 @@ class LiveMeasurement:
         costs = {
             key: f.channels * (1 + (key in self.mono_meters)) + 2 * (key in self.fold_meters)
             for key, f in self.files.items()
+            if key not in self.reused
         }
+        if not costs:
+            return []
         processes: list[MeterProcess] = []
         try:
             for share in deal_by_cost(costs, min(count, len(costs))):
@@ -277,8 +315,43 @@ class LiveMeasurement:
     def _add(self, key: str, block: np.ndarray) -> None:
         self._pending[key].append(block)
         self._buffered[key] += block.shape[1]
+        if self.reused:
+            written = (n for k, n in self._buffered.items() if k not in self.reused)
+            self._read_reused(max(written, default=0))
         while min(self._buffered.values()) >= self.block_frames:
             self._step(self.block_frames)
+
+    def _read_reused(self, frames: int | None) -> None:
+        """Read every reused file up to ``frames`` pending frames (``None``: to its end, a
+        block of each at a time, summed as it goes)."""
+        while True:
+            read = False
+            for key in self.reused:
+                need = self.block_frames if frames is None else frames - self._buffered[key]
+                if need > 0:
+                    read = self._read_one(key, need) or read
+            if frames is not None or not read:
+                return
+            while min(self._buffered.values()) >= self.block_frames:
+                self._step(self.block_frames)
+
+    def _read_one(self, key: str, frames: int) -> bool:
+        """Append up to ``frames`` frames of one reused file; ``False`` at its end."""
+        import soundfile as sf
+
+        reader = self._readers.get(key)
+        if reader is None:
+            reader = self._readers[key] = sf.SoundFile(key)
+        data = reader.read(frames, dtype="float64", always_2d=True)
+        if not data.shape[0]:
+            return False
+        block = np.ascontiguousarray(data.T)
+        want = self.files[key].channels
+        if block.shape[0] != want:  # rewritten as mono: the writer had handed both channels
+            block = np.repeat(block, want, axis=0)
+        self._pending[key].append(block)
+        self._buffered[key] += block.shape[1]
+        return True
 
     def _take(self, key: str, frames: int) -> np.ndarray:
         """The next ``frames`` frames of one file's pending blocks, contiguous."""
@@ -336,12 +409,30 @@ class LiveMeasurement:
             "blocks": {slot: self._meter(*slot).gating_block_energies for slot in slots},
         }
 
+    def measurement(self, key: str) -> Measurement:
+        """What was measured of one file (resolved path), for :attr:`reused` in a later
+        render of the same bytes."""
+        self.finish()
+        kinds = self._kinds(key)
+        return Measurement(
+            {kind: self._result(kind, key) for kind in kinds},
+            {kind: self._blocks(kind, key) for kind in kinds},
+        )
+
+    def _kinds(self, key: str) -> list[str]:
+        """The meters of one file: ``file``, and ``mono`` and ``fold`` where they apply."""
+        kinds = ["file", *(["mono"] if key in self.mono_meters else [])]
+        return kinds + (["fold"] if key in self.fold_meters else [])
+
     def close(self) -> None:
         """Stop the metering thread and processes (idempotent); call :meth:`finish` to use the
         results."""
         self._stop_thread()
         for process in self._processes:
             process.close()
+        for reader in self._readers.values():
+            reader.close()
+        self._readers.clear()
 
     def _stop_thread(self) -> None:
         if self._thread.is_alive():
@@ -356,6 +447,8 @@ class LiveMeasurement:
         try:
             if self._error is not None:
                 raise self._error
+            if self.reused:
+                self._read_reused(None)
             left = set(self._buffered.values())
             if len(left) > 1:
                 raise ValueError(f"files of one package differ in length: {sorted(left)}")
@@ -392,8 +485,9 @@ class LiveMeasurement:
         fold-down), or ``None`` when not measured that way."""
         self.finish()
         kind = ("fold" if key in self.fold_meters else None) if fold else self._kind(key, channels)
-        if kind is None:
-            return None
+        return self._blocks(kind, key) if kind is not None else None
+
+    def _blocks(self, kind: str, key: str) -> np.ndarray:
         if (kind, key) in self._remote_blocks:
             return self._remote_blocks[(kind, key)]
         return self._meter(kind, key).gating_block_energies

@@ -21,7 +21,7 @@ import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 import numpy as np
 
@@ -84,6 +84,27 @@ class WriteStats:
     def peak_dbfs(self) -> float:
         """Sample peak in dBFS (``-inf`` for silence), before quantization."""
         return amplitude_to_db(self.peak_linear)
+
+
+class PrintedFile(Protocol):
+    """What the manifest and the Broadcast WAV fields read of a file of the package: an
+    :class:`AudioWriter` after :meth:`~AudioWriter.close`, or a file reused from the render
+    cache (``export.reuse.ReusedFile``)."""
+
+    path: Path
+    channels: int
+    sample_rate: int
+    container: str
+    subtype: str
+    stats: WriteStats
+    bwf: BroadcastInfo | None
+
+    @property
+    def dither_name(self) -> str: ...
+
+    def finish_bwf(self, levels: FileLevels | BextLoudness | None = None) -> None: ...
+
+    def close_quietly(self) -> None: ...
 
 
 class AudioWriter:

@@ -14,6 +14,7 @@ Invariants
   the length actually kept (an until-silent tail is what was kept, not its cap).
 - Every ``sha256`` is of the file's bytes on disk when the manifest is built; the files are
   hashed side by side (:func:`sha256_files`), each digest the same as :func:`sha256_file`'s.
+  A file copied from the render cache was hashed when it was copied (``export.reuse``).
 """
 
 from __future__ import annotations
@@ -21,13 +22,13 @@ from __future__ import annotations
 import hashlib
 import math
 import os
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from stemprint._version import __version__
-from stemprint.export.audio import AudioWriter
+from stemprint.export.audio import PrintedFile
 from stemprint.graph.outputs import ResolvedDelivery, SumRelation
 from stemprint.graph.types import Node, RenderGraph
 from stemprint.model.load import LoadedSession
@@ -43,12 +44,15 @@ class ManifestInput:
     delivery: ResolvedDelivery
     taps: Sequence[Tap]
     paths: dict[str, str]
-    writers: dict[str, AudioWriter]
+    writers: Mapping[str, PrintedFile]
     sums: Sequence[SumRelation]
     warnings: list[str]
     length_samples: int
     tail_samples: int
     root: Path
+    digests: Mapping[str, str] = field(default_factory=dict)
+    """SHA-256 already taken, by tap key (a file reused from the render cache, hashed when it
+    was copied and checked)."""
 
 
 def sha256_file(path: Path) -> str:
@@ -79,7 +83,10 @@ def json_db(value: float) -> float | None:
 
 def build_manifest(m: ManifestInput) -> dict[str, Any]:
     """The manifest as a JSON-ready dict (peak warnings are appended to ``m.warnings``)."""
-    digests = sha256_files([m.root / m.paths[tap.key] for tap in m.taps])
+    unknown = [tap for tap in m.taps if tap.key not in m.digests]
+    hashed = sha256_files([m.root / m.paths[tap.key] for tap in unknown])
+    found = {**m.digests, **{tap.key: d for tap, d in zip(unknown, hashed, strict=True)}}
+    digests = [found[tap.key] for tap in m.taps]
     files = [_file_entry(m, tap, digest) for tap, digest in zip(m.taps, digests, strict=True)]
     graph = m.graph
     rate = graph.sample_rate

@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
 from stemprint.errors import InputError, RenderError
-from stemprint.export.audio import SUBTYPES, AudioWriter, BitDepth, Dither
+from stemprint.export.audio import SUBTYPES, AudioWriter, BitDepth, Dither, PrintedFile
 from stemprint.export.bwf import (
     BWF_CONTAINERS,
     BextLoudness,
@@ -65,6 +65,7 @@ from stemprint.render.engine import Renderer
 if TYPE_CHECKING:
     from stemprint.analysis.live import LiveMeasurement
     from stemprint.analysis.report import VerificationReport
+    from stemprint.export.reuse import ReusedFile
 
 RF64_THRESHOLD_BYTES = 0xFFFFFFFF - 1024 * 1024
 """WAV files whose data would pass this size are written as RF64 (the RIFF size field is 32-bit)."""
@@ -395,9 +396,16 @@ def _extent(graph: RenderGraph, delivery: ResolvedDelivery) -> RenderExtent:
 def _write_package(
     job: _Job, tmp: Path, progress: Callable[[int, int], None] | None
 ) -> PackageResult:
-    """Render every file into ``tmp``, then the manifest, the README and the verification."""
-    live = _live_measurement(job, tmp)
-    writers = _open_writers(job, tmp, live)
+    """Render every file into ``tmp`` (or copy it from the render cache when unchanged), then
+    the manifest, the README and the verification."""
+    settings = _writer_settings(job)
+    keys = _file_keys(job, settings)
+    reused = _reuse(job, tmp, keys, settings)
+    live = _live_measurement(job, tmp, reused)
+    writers = _open_writers(job, tmp, live, settings, reused)
+    files: dict[str, PrintedFile] = {
+        t.key: writers[t.key] if t.key in writers else reused[t.key] for t in job.renderer.taps
+    }
     try:
         length = job.renderer.run(dict(writers), progress, job.extent)
     except BaseException:
@@ -406,18 +414,10 @@ def _write_package(
     region = job.region
     if region is not None and region.loop:
         length = region.length_samples
-    content_end = region.length_samples if region is not None else job.graph.end_samples
     warnings = list(job.warnings)
-    loudness = _finish_bwf(writers, live)
-    manifest = build_manifest(
-        ManifestInput(
-            job.loaded, job.graph, job.delivery, job.renderer.taps, job.paths, writers,
-            job.plan.sums, warnings, length, max(length - content_end, 0), tmp,
-        )
-    )  # fmt: skip
-    _bwf_entries(job, manifest, writers, loudness)
-    if job.renderer.cache_report is not None:
-        manifest["cache"] = job.renderer.cache_report
+    loudness = _finish_bwf(files, live)
+    manifest = _manifest(job, tmp, files, reused, length, warnings)
+    _bwf_entries(job, manifest, files, loudness)
     if region is not None:
         manifest["region"] = _region_entry(region)
     if job.options.import_report is not None:
@@ -428,7 +428,7 @@ def _write_package(
     report = None
     if job.options.verify:
         report = _verify(tmp, manifest, live)
-        _patch_read_back_loudness(job, manifest, writers, loudness, report)
+        _patch_read_back_loudness(job, manifest, files, loudness, report)
         _write_json(tmp / "manifest.json", manifest)
     _derived_files(job, tmp, manifest)
     if job.options.report:
@@ -438,7 +438,40 @@ def _write_package(
         write_package_report(tmp, manifest, report, audio="lossless")
         manifest["report"] = REPORT_NAME
         _write_json(tmp / "manifest.json", manifest)
+    if keys and job.renderer.cache is not None:
+        from stemprint.export.reuse import store_files
+
+        # Last: nothing changes a file of the package after this.
+        by_path = {entry["path"]: entry["sha256"] for entry in manifest["files"]}
+        digests = {key: by_path[job.paths[key]] for key in writers}
+        store_files(job.renderer.cache, keys, writers, digests, live)
     return PackageResult(tmp, manifest, warnings, report)
+
+
+def _manifest(
+    job: _Job,
+    tmp: Path,
+    files: dict[str, PrintedFile],
+    reused: dict[str, ReusedFile],
+    length: int,
+    warnings: list[str],
+) -> dict[str, Any]:
+    """The manifest of the files rendered and reused, with what the cache gave."""
+    region = job.region
+    content_end = region.length_samples if region is not None else job.graph.end_samples
+    manifest = build_manifest(
+        ManifestInput(
+            job.loaded, job.graph, job.delivery, job.renderer.taps, job.paths, files,
+            job.plan.sums, warnings, length, max(length - content_end, 0), tmp,
+            {key: r.sha256 for key, r in reused.items()},
+        )
+    )  # fmt: skip
+    if job.renderer.cache_report is not None:
+        manifest["cache"] = {
+            **job.renderer.cache_report,
+            "files_reused": [job.paths[t.key] for t in job.renderer.taps if t.key in reused],
+        }
+    return manifest
 
 
 def _derived_files(job: _Job, tmp: Path, manifest: dict[str, Any]) -> None:
@@ -465,15 +498,78 @@ def _derived_files(job: _Job, tmp: Path, manifest: dict[str, Any]) -> None:
         _write_json(tmp / "manifest.json", manifest)
 
 
-def _live_measurement(job: _Job, tmp: Path) -> LiveMeasurement | None:
-    """Meters fed while the files are written, when the files hold exactly what is written
+def _writer_settings(job: _Job) -> dict[str, dict[str, Any]]:
+    """Every tap's :class:`AudioWriter` arguments but its path and monitor, by tap key (what
+    its file's key covers besides the signal)."""
+    region = job.region
+    until = job.extent.until_silent
+    # With an until-silent tail the writers hold back what may still be cut: the hold, a block,
+    # and the spread of the taps' latencies (a tap with less latency has written further).
+    renderer = job.renderer
+    lag = until.hold_samples + renderer.block_size + renderer.total_latency_samples if until else 0
+    bwf = _broadcast_info(job)
+    return {
+        tap.key: {
+            "sample_rate": job.file_rate, "channels": tap.spec.channels,
+            "bit_depth": job.bit_depth, "dither": job.options.dither,
+            "seed_name": job.paths[tap.key], "container": job.container,
+            "render_sample_rate": job.graph.sample_rate, "lag_samples": lag,
+            "mono_if_identical": job.delivery.mono_stems and tap.spec.role in ("stem", "track"),
+            "fade_out": region.fade_out if region is not None else None,
+            "wrap_at": region.length_samples if region is not None and region.loop else None,
+            "wrap_tail": region.render_samples - region.length_samples if region else 0,
+            "bwf": bwf.for_file(tap.name) if bwf is not None else None,
+        }
+        for tap in renderer.taps
+    }  # fmt: skip
+
+
+def _file_keys(job: _Job, settings: dict[str, dict[str, Any]]) -> dict[str, str]:
+    """The render-cache key of every file that can be reused (``export.reuse``), by tap key:
+    its tap's signal key, its writer's settings and the meters' (with the library versions
+    and the extent, in the signal key)."""
+    if job.renderer.cache is None:
+        return {}
+    from stemprint.analysis.audio import BLOCK_FRAMES, full_scale_positive
+    from stemprint.export.reuse import file_key
+
+    meters = [BLOCK_FRAMES, full_scale_positive(SUBTYPES[job.bit_depth])]
+    return {
+        key: file_key(signal, {"writer": settings[key], "meters": meters})
+        for key, signal in job.renderer.tap_keys(job.extent).items()
+    }
+
+
+def _reuse(
+    job: _Job, tmp: Path, keys: dict[str, str], settings: dict[str, dict[str, Any]]
+) -> dict[str, ReusedFile]:
+    """The files copied from the render cache into ``tmp`` instead of written, by tap key."""
+    if not keys or job.renderer.cache is None:
+        return {}
+    from stemprint.export.reuse import reuse_files
+
+    targets = {key: tmp / job.paths[key] for key in keys}
+    bwf = {key: settings[key]["bwf"] for key in keys}
+    return reuse_files(job.renderer.cache, keys, targets, bwf, _measures_live(job))
+
+
+def _measures_live(job: _Job) -> bool:
+    """Whether the files are measured while written: they hold exactly what is written
     (resampled and looped packages are read back instead)."""
     region = job.region
-    if (
-        not job.options.verify
-        or job.file_rate != job.graph.sample_rate
-        or (region is not None and region.loop)
-    ):
+    return (
+        job.options.verify
+        and job.file_rate == job.graph.sample_rate
+        and not (region is not None and region.loop)
+    )
+
+
+def _live_measurement(
+    job: _Job, tmp: Path, reused: dict[str, ReusedFile]
+) -> LiveMeasurement | None:
+    """Meters fed while the files are written (:func:`_measures_live`); a reused file only
+    enters the null sums."""
+    if not _measures_live(job):
         return None
     from stemprint.analysis.audio import full_scale_positive
     from stemprint.analysis.live import LiveFile, LiveMeasurement
@@ -491,10 +587,13 @@ def _live_measurement(job: _Job, tmp: Path) -> LiveMeasurement | None:
         for t in job.renderer.taps
     ]
     sums = sum_entries(job.plan.sums, job.paths)
-    return LiveMeasurement(files, sums=sums, root=tmp, processes=_meter_processes(job, len(files)))
+    measured = {r.path: r.measurement for r in reused.values() if r.measurement is not None}
+    printed = [t.key for t in job.renderer.taps if t.key not in reused]
+    processes = _meter_processes(job, len(files) - len(measured), printed)
+    return LiveMeasurement(files, sums=sums, root=tmp, processes=processes, reused=measured)
 
 
-def _meter_processes(job: _Job, files: int) -> int:
+def _meter_processes(job: _Job, files: int, printed: list[str]) -> int:
     """Meter processes beside the render (one per render thread) when metering weighs about
     as much as rendering: at least :data:`~stemprint.analysis.verify.PARALLEL_MIN_SECONDS` of
     audio in all, and at least one file for every two tracks the render runs (a re-render
@@ -507,33 +606,26 @@ def _meter_processes(job: _Job, files: int) -> int:
     seconds = files * extent.length_samples / job.graph.sample_rate
     if renderer.threads < 2 or seconds < PARALLEL_MIN_SECONDS:
         return 0
-    return renderer.threads if 2 * files >= renderer.tracks_to_run(extent) else 0
+    return renderer.threads if 2 * files >= renderer.tracks_to_run(extent, printed) else 0
 
 
-def _open_writers(job: _Job, tmp: Path, live: LiveMeasurement | None) -> dict[str, AudioWriter]:
-    region = job.region
-    until = job.extent.until_silent
-    # With an until-silent tail the writers hold back what may still be cut: the hold, a block,
-    # and the spread of the taps' latencies (a tap with less latency has written further).
-    renderer = job.renderer
-    lag = until.hold_samples + renderer.block_size + renderer.total_latency_samples if until else 0
+def _open_writers(
+    job: _Job,
+    tmp: Path,
+    live: LiveMeasurement | None,
+    settings: dict[str, dict[str, Any]],
+    reused: dict[str, ReusedFile],
+) -> dict[str, AudioWriter]:
+    """A writer for every tap whose file is not reused, by tap key."""
     writers: dict[str, AudioWriter] = {}
     try:
-        bwf = _broadcast_info(job)
         for tap in job.renderer.taps:
+            if tap.key in reused:
+                continue
             path = tmp / job.paths[tap.key]
             path.parent.mkdir(parents=True, exist_ok=True)
-            writers[tap.key] = AudioWriter(
-                path, job.file_rate, tap.spec.channels, job.bit_depth, job.options.dither,
-                seed_name=job.paths[tap.key], container=job.container,
-                render_sample_rate=job.graph.sample_rate, lag_samples=lag,
-                mono_if_identical=job.delivery.mono_stems and tap.spec.role in ("stem", "track"),
-                fade_out=region.fade_out if region is not None else None,
-                wrap_at=region.length_samples if region is not None and region.loop else None,
-                wrap_tail=region.render_samples - region.length_samples if region else 0,
-                monitor=live.monitor(path) if live is not None else None,
-                bwf=bwf.for_file(tap.name) if bwf is not None else None,
-            )  # fmt: skip
+            monitor = live.monitor(path) if live is not None else None
+            writers[tap.key] = AudioWriter(path, **settings[tap.key], monitor=monitor)
     except BaseException:
         _abandon(writers, live)
         raise
@@ -553,7 +645,7 @@ def _broadcast_info(job: _Job) -> BroadcastInfo | None:
 
 
 def _finish_bwf(
-    writers: dict[str, AudioWriter], live: LiveMeasurement | None
+    writers: dict[str, PrintedFile], live: LiveMeasurement | None
 ) -> dict[str, BextLoudness | None]:
     """iXML and the live loudness into every Broadcast WAV (before the SHA-256 is taken).
 
@@ -574,7 +666,7 @@ def _finish_bwf(
 def _bwf_entries(
     job: _Job,
     manifest: dict[str, Any],
-    writers: dict[str, AudioWriter],
+    writers: dict[str, PrintedFile],
     loudness: dict[str, BextLoudness | None],
 ) -> None:
     """``bwf`` of every Broadcast WAV file entry; ``start_timecode`` / ``frame_rate``."""
@@ -600,7 +692,7 @@ def _bwf_entries(
 def _patch_read_back_loudness(
     job: _Job,
     manifest: dict[str, Any],
-    writers: dict[str, AudioWriter],
+    writers: dict[str, PrintedFile],
     loudness: dict[str, BextLoudness | None],
     report: VerificationReport,
 ) -> None:

@@ -6,7 +6,10 @@ bus's or the master's ``pre`` signal (its input sum and inserts), and partial in
 buses with many inputs. A later render reads a matching entry block by block instead of
 rendering it, and does not run what only that entry needed (``render.cache_plan``): after one
 fader change, the track is read back, its bus re-sums one partial sum, and the other buses come
-from their entries.
+from their entries. A fourth kind keeps printed files (``<key>.file`` with its ``<key>.json``
+record: SHA-256, write statistics, levels), under the key of the tap's signal and everything the
+writer and the meters do with it (``export.reuse``): a file whose key is unchanged is copied
+into the next package instead of written and measured again.
 
 Invariants
 ----------
@@ -50,8 +53,10 @@ DEFAULT_MAX_BYTES = 20 * 1024**3
 
 MAGIC = b"STEMPRC1"
 HEADER_BYTES = 4096
-ENTRY_RE = re.compile(r"^[0-9a-f]{64}\.pre$")
-TEMP_RE = re.compile(r"^\.tmp-[0-9a-f]{64}-(\d+)-[0-9a-f]+$")
+ENTRY_RE = re.compile(r"^[0-9a-f]{64}\.(pre|file|json)$")
+FILE_FORMAT = 1
+"""Format of a printed file's record (``<key>.json``)."""
+TEMP_RE = re.compile(r"^\.tmp-[0-9a-f]{64}-(\d+)-[0-9a-f]+r?$")
 TEMP_MAX_AGE_S = 24 * 3600
 HASH_CHUNK = 16 * 1024 * 1024
 """Bytes read at once when a file is hashed or an entry checked."""
@@ -346,10 +351,65 @@ class RenderCache:
     def size_bytes(self) -> int:
         """Bytes held by complete entries."""
         total = 0
-        for path in self.entries.glob("*.pre"):
-            with contextlib.suppress(OSError):
-                total += path.stat().st_size
+        for path in self.entries.iterdir():
+            if ENTRY_RE.match(path.name):
+                with contextlib.suppress(OSError):
+                    total += path.stat().st_size
         return total
+
+    # -- printed files ---------------------------------------------------------------------
+
+    def find_file(self, key: str) -> tuple[Path, dict[str, Any]] | None:
+        """A printed file kept under ``key`` and its record, or ``None`` (a miss: missing,
+        another size than recorded, or a record that fails its own SHA-256 check). The file's
+        bytes are not checked here: its user compares a copy's SHA-256 with the record's."""
+        record_path = self.entries / f"{key}.json"
+        path = self.entries / f"{key}.file"
+        try:
+            record = json.loads(record_path.read_text("utf-8"))
+            if not isinstance(record, dict) or record.get("format") != FILE_FORMAT:
+                return None
+            if record.get("key") != key or os.path.getsize(path) != record.get("size"):
+                return None
+            if record.pop("check", None) != _record_check(record):
+                return None  # a damaged record: its levels would not be of the file
+            for used in (path, record_path):
+                os.utime(used)  # last use, for LRU eviction
+        except (OSError, ValueError):
+            return None
+        return path, record
+
+    def store_file(self, key: str, source: Path, record: dict[str, Any]) -> None:
+        """Keep the finished file ``source`` under ``key`` with its ``record`` (JSON-able):
+        hard-linked when the cache is on its filesystem (nothing here is ever written in
+        place), else copied; each under a temporary name, renamed when complete."""
+        import shutil
+
+        stamp = f"{os.getpid()}-{os.urandom(4).hex()}"
+        tmp_file = self.entries / f".tmp-{key}-{stamp}"
+        tmp_record = self.entries / f".tmp-{key}-{stamp}r"
+        try:
+            try:
+                os.link(source, tmp_file)
+            except OSError:
+                shutil.copyfile(source, tmp_file)
+            data = {**record, "format": FILE_FORMAT, "key": key, "size": tmp_file.stat().st_size}
+            data["check"] = _record_check(data)
+            tmp_record.write_text(json.dumps(data), "utf-8")
+            os.replace(tmp_file, self.entries / f"{key}.file")
+            os.replace(tmp_record, self.entries / f"{key}.json")
+        finally:
+            for tmp in (tmp_file, tmp_record):
+                with contextlib.suppress(OSError):
+                    tmp.unlink()
+
+
+def _record_check(record: dict[str, Any]) -> str:
+    """SHA-256 of a record's canonical JSON (without its ``check``)."""
+    import hashlib
+
+    blob = json.dumps(record, sort_keys=True, separators=(",", ":")).encode()
+    return hashlib.sha256(blob).hexdigest()
 
 
 def _alive(pid: int) -> bool:

@@ -18,6 +18,9 @@ bus ``pre``           the keys of its input edges, in order, and what a track's 
                       covers except clips
 ``post``              the ``pre`` key and the whole node (fader, pan, pan law, automation,
                       layouts, latencies)
+input sum             the keys of its edges, in order
+tap (a printed file)  the keys of the signals it reads (their kinds, order, alignment delays),
+                      its latency, the extent's preroll and the length printed
 ====================  ===========================================================================
 
 Invariants
@@ -229,6 +232,19 @@ class Keys:
                 node.source_latency_samples(edge.tap),
             ]
         return None if upstream is None else self._digest(["edge", upstream, edge, extra])
+
+    def input(self, key: InstanceKey) -> str | None:
+        """Key of an instance's whole input sum (the premaster is the master's)."""
+        instance = self.plan.instances[key]
+        edges = [self.edge(e, s) for e, s in instance.inputs]
+        if any(k is None for k in edges):
+            return None
+        return self._digest(["input", instance.node.channels, edges])
+
+    def tap(self, image: Any, latency_samples: int, preroll_samples: int, length: int) -> str:
+        """Key of a printed signal: a tap's image (``Tap.key_image``) cut as the tap's file is
+        (its latency and the extent's preroll dropped, ``length`` samples kept)."""
+        return self._digest(["tap", image, latency_samples, preroll_samples, length])
 
     def part(self, key: InstanceKey, start: int, end: int) -> str | None:
         """Key of the sum of an instance's input edges ``start … end``."""

@@ -128,9 +128,7 @@ def build_cache_plan(
         result.note = "until-silent tail: nothing cached"
         result.signals = _prune(plan, result, tap_needed)
         return result
-    base = {"versions": versions(), "rate": plan.graph.sample_rate,
-            "origin": extent.origin_sample, "length": run_length}  # fmt: skip
-    keys = Keys(plan, base, keep_input, cache.file_digest)
+    keys = render_keys(cache, plan, extent, run_length, keep_input)
     pre_keys, part_keys = _candidates(plan, keys)
     result.skipped = dict(keys.reasons)
     found = _lookup(cache, [*pre_keys.values(), *part_keys.values()], run_length, threads)
@@ -140,6 +138,19 @@ def build_cache_plan(
     cache.evict()  # the entries used stay readable (mapped) even if evicted now
     _writers(plan, result, pre_keys, part_keys, run_length)
     return result
+
+
+def render_keys(
+    cache: RenderCache,
+    plan: RenderPlan,
+    extent: RenderExtent,
+    run_length: int,
+    keep_input: set[InstanceKey],
+) -> Keys:
+    """The content keys of one render's signals (``render.cache_keys``)."""
+    base = {"versions": versions(), "rate": plan.graph.sample_rate,
+            "origin": extent.origin_sample, "length": run_length}  # fmt: skip
+    return Keys(plan, base, keep_input, cache.file_digest)
 
 
 def _routes(plan: RenderPlan) -> list[tuple[str, str, list[InstanceKey]]]:

@@ -23,14 +23,14 @@ from __future__ import annotations
 import math
 import os
 import threading
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 
 from stemprint.dsp.inserts import EXTERNAL_TYPES
 from stemprint.errors import InputError
 from stemprint.graph.outputs import OutputSpec, default_outputs
 from stemprint.graph.types import RenderExtent, RenderGraph
 from stemprint.render.cache import RenderCache
-from stemprint.render.cache_plan import CachePlan, build_cache_plan
+from stemprint.render.cache_plan import CachePlan, build_cache_plan, render_keys
 from stemprint.render.plan import InstanceKey, PlanBuilder, RenderPlan, SignalRef, source_key
 from stemprint.render.runner import BlockRunner
 from stemprint.render.scheduler import BLOCKS_IN_FLIGHT, Scheduler, Sink, TrimmedSink
@@ -126,7 +126,8 @@ class Renderer:
         self.plan = RenderPlan.freeze(builder)
         self.cache = cache
         self.cache_report: dict[str, object] | None = None
-        self._prepared: tuple[RenderExtent, CachePlan | None] | None = None  # tracks_to_run
+        # tracks_to_run's plan for (extent, taps printed), taken by the next run
+        self._prepared: tuple[RenderExtent, frozenset[str], CachePlan | None] | None = None
 
     @property
     def total_latency_samples(self) -> int:
@@ -140,7 +141,7 @@ class Renderer:
         extent: RenderExtent | None = None,
     ) -> int:
         """Render ``extent`` (default: the graph's) into ``sinks`` (by tap key; taps without a
-        sink are skipped).
+        sink are skipped: with a cache, nothing only they need is run).
 
         Returns
         -------
@@ -155,11 +156,12 @@ class Renderer:
         """
         extent = extent or self.graph.extent()
         run_length = self._run_length(extent)
+        printed = frozenset(t.key for t in self.taps if t.key in sinks)
         prepared, self._prepared = self._prepared, None
-        if prepared is not None and prepared[0] == extent:
-            cache_plan = prepared[1]
+        if prepared is not None and prepared[:2] == (extent, printed):
+            cache_plan = prepared[2]
         else:
-            cache_plan = self._cache_plan(extent, run_length)
+            cache_plan = self._cache_plan(extent, run_length, printed)
         runner = BlockRunner(self.plan, self.block_size, extent, cache_plan)
         if cache_plan is not None:
             self.cache_report = cache_plan.report()
@@ -202,34 +204,63 @@ class Renderer:
     def _run_length(self, extent: RenderExtent) -> int:
         return extent.preroll_samples + extent.length_samples + self.total_latency_samples
 
-    def tracks_to_run(self, extent: RenderExtent | None = None) -> int:
-        """How many tracks the next :meth:`run` of ``extent`` renders (a cached render reads
-        the others' ``pre`` from the cache, or needs nothing of them). Plans the cache use once;
-        ``run`` takes that plan."""
+    def tracks_to_run(
+        self, extent: RenderExtent | None = None, printed: Collection[str] | None = None
+    ) -> int:
+        """How many tracks the next :meth:`run` of ``extent`` into sinks for the taps
+        ``printed`` (default: every tap) renders (a cached render reads the others' ``pre``
+        from the cache, or needs nothing of them). Plans the cache use once; ``run`` takes
+        that plan."""
         extent = extent or self.graph.extent()
+        keys = frozenset(t.key for t in self.taps if printed is None or t.key in printed)
         if self.cache is None:
             plan = None
         else:
-            plan = self._cache_plan(extent, self._run_length(extent))
-            self._prepared = (extent, plan)
+            plan = self._cache_plan(extent, self._run_length(extent), keys)
+            self._prepared = (extent, keys, plan)
         skipped = (plan.hits.keys() | plan.idle) if plan is not None else set()
         return sum(
             any(i.key not in skipped for i in instances)
             for instances in self.plan.track_instances().values()
         )
 
-    def _cache_plan(self, extent: RenderExtent, run_length: int) -> CachePlan | None:
+    def tap_keys(self, extent: RenderExtent | None = None) -> dict[str, str]:
+        """The content key of every tap's printed signal over ``extent`` that has one (with a
+        cache and without an until-silent tail: ``render.cache_keys``). Equal keys, equal
+        samples: a file printed from a tap with an unchanged key may be reused."""
+        extent = extent or self.graph.extent()
+        if self.cache is None or extent.until_silent is not None:
+            return {}
+        run_length = self._run_length(extent)
+        keys = render_keys(self.cache, self.plan, extent, run_length, self._keep_input())
+        found = {}
+        for tap in self.taps:
+            image = tap.key_image(keys)
+            if image is not None:
+                found[tap.key] = keys.tap(
+                    image, tap.latency_samples, extent.preroll_samples, extent.length_samples
+                )
+        return found
+
+    def _keep_input(self) -> set[InstanceKey]:
+        """Instances whose input is read before their inserts (pre-FX sends)."""
+        return {key for kind, key in self.plan.consumed() if kind == "input"}
+
+    def _cache_plan(
+        self, extent: RenderExtent, run_length: int, printed: frozenset[str]
+    ) -> CachePlan | None:
         if self.cache is None:
             return None
         taps: set[SignalRef] = set()
         for tap in self.taps:
-            taps |= tap.consumed()
+            if tap.key in printed:
+                taps |= tap.consumed()
         return build_cache_plan(
             self.cache,
             self.plan,
             extent,
             run_length,
-            {key for kind, key in self.plan.consumed() if kind == "input"},  # pre-FX sends
+            self._keep_input(),
             taps,
             self.threads,
         )

@@ -7,6 +7,9 @@ Invariants
 - A tap reads only signals of the current block (``state``) and, through the runner, edge
   signals (tap, gain, compensation delay): taps hold no audio between blocks except their own
   alignment delay lines, which live in the runner (one set per render).
+- A tap's ``key_image`` names every signal it reads by its content key (``render.cache_keys``)
+  and how it combines them, so equal keys mean equal printed samples; a tap reading something
+  without a key (or a track's clips: ``TrackSourceTap``) has none.
 - A tap decides its manifest role (``stem``, ``stem_dry`` …) from what it prints: one answer
   for the live measurement, the manifest and the README.
 
@@ -26,7 +29,7 @@ class              signal                                                       
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 
@@ -35,6 +38,7 @@ from stemprint.graph.outputs import OutputSpec
 from stemprint.render.plan import InstanceKey, PlanBuilder, SignalRef, edge_signal_kind, source_key
 
 if TYPE_CHECKING:
+    from stemprint.render.cache_keys import Keys
     from stemprint.render.runner import BlockRunner, BlockState
 
 
@@ -83,6 +87,11 @@ class Tap:
         """The tap's ``(channels, n)`` samples of block ``index``."""
         raise NotImplementedError
 
+    def key_image(self, keys: Keys) -> list[Any] | None:
+        """What determines the tap's signal, for its key (``render.cache_keys``), or ``None``
+        when something it reads has no key."""
+        return None
+
 
 class MasterOutTap(Tap):
     """A master instance's output: the mix, an alternate mix, or one stem through the master."""
@@ -101,6 +110,9 @@ class MasterOutTap(Tap):
     def consumed(self) -> set[SignalRef]:
         return {("post", self._master)}
 
+    def key_image(self, keys: Keys) -> list[Any] | None:
+        return _image(self, [keys.post(self._master)])
+
     def signal(self, runner: BlockRunner, state: BlockState, index: int) -> np.ndarray:
         return state.post[self._master]
 
@@ -116,6 +128,9 @@ class MasterInTap(Tap):
 
     def consumed(self) -> set[SignalRef]:
         return {("input", self._master)}
+
+    def key_image(self, keys: Keys) -> list[Any] | None:
+        return _image(self, [keys.input(self._master)])
 
     def signal(self, runner: BlockRunner, state: BlockState, index: int) -> np.ndarray:
         return state.input[self._master]
@@ -143,6 +158,9 @@ class ContributionTap(Tap):
     def consumed(self) -> set[SignalRef]:
         return {(edge_signal_kind(e), s) for e, s in self._edges}
 
+    def key_image(self, keys: Keys) -> list[Any] | None:
+        return _image(self, [keys.edge(e, s) for e, s in self._edges])
+
     def signal(self, runner: BlockRunner, state: BlockState, index: int) -> np.ndarray:
         total = np.zeros((self.spec.channels, runner.block_size))
         for edge, source in self._edges:
@@ -167,6 +185,11 @@ class _RouteSumTap(Tap):
 
     def consumed(self) -> set[SignalRef]:
         return {(self.signal_kind, source) for _, source, _ in self._sources}
+
+    def key_image(self, keys: Keys) -> list[Any] | None:
+        signal = keys.pre if self.signal_kind == "pre" else keys.post
+        found = [signal(source) for _, source, _ in self._sources]
+        return _image(self, [*found, *(lag for _, _, lag in self._sources)], found)
 
     def signal(self, runner: BlockRunner, state: BlockState, index: int) -> np.ndarray:
         total = np.zeros((self.spec.channels, runner.block_size))
@@ -213,6 +236,14 @@ class TrackSourceTap(Tap):
     def signal(self, runner: BlockRunner, state: BlockState, index: int) -> np.ndarray:
         found = state.source.get(self._source)
         return found if found is not None else np.zeros((self.spec.channels, runner.block_size))
+
+
+def _image(tap: Tap, parts: list[Any], keyed: list[str | None] | None = None) -> list[Any] | None:
+    """A tap's key image: its kind, channels and ``parts`` (``None`` when any of ``keyed``,
+    default ``parts``, has no key)."""
+    if any(k is None for k in (parts if keyed is None else keyed)):
+        return None
+    return [tap.kind, tap.spec.channels, parts]
 
 
 TAP_CLASSES: dict[str, type[Tap]] = {

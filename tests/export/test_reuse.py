@@ -189,3 +189,16 @@ def test_another_format_is_not_reused(media):
     assert warm["cache"]["files_reused"] == []
     # Every route with an entry came back from it (Vox has no inserts, so no entry).
     assert warm["cache"]["rendered"] == ["Vox"]
+
+
+def test_a_resampled_package_reuses_its_files_and_reads_them_back(media):
+    # Resampled files are verified by reading them back (no live levels): copies are read too.
+    cache = str(media / "cache")
+    rate = ["--sample-rate", "44100"]
+    _cli(media, SESSION, "first", "--cache", cache, *rate)
+    changed = _change("fader")
+    _cli(media, changed, "cold", *rate)
+    warm = _cli(media, changed, "warm", "--cache", cache, *rate)
+    assert warm["sample_rate"] == 44100
+    assert 0 < len(warm["cache"]["files_reused"]) < len(_audio(warm))
+    assert _bytes(media / "warm") == _bytes(media / "cold")

@@ -24,6 +24,7 @@ import math
 import os
 import threading
 from collections.abc import Callable, Collection, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 
 from stemprint.dsp.inserts import EXTERNAL_TYPES
 from stemprint.errors import InputError
@@ -193,13 +194,26 @@ class Renderer:
             raise scheduler.error
         final = scheduler.final_length
         final_length = final if final is not None else extent.length_samples
-        for sink in trimmed.values():
+        self._close_sinks(list(trimmed.values()), final_length)
+        return final_length
+
+    def _close_sinks(self, sinks: list[TrimmedSink], final_length: int) -> None:
+        """Cut and close every sink, side by side: closing a file waits for the disk
+        (libsndfile's ``sf_close`` syncs it), one file's wait need not follow another's."""
+
+        def close(sink: TrimmedSink) -> None:
             # A sink that held its end back (``export.audio.AudioWriter``) can still cut it.
             set_length = getattr(sink.sink, "set_length", None)
             if final_length < sink.written and set_length is not None:
                 set_length(final_length)
             sink.sink.close()
-        return final_length
+
+        if self.threads < 2 or len(sinks) < 2:
+            for sink in sinks:
+                close(sink)
+            return
+        with ThreadPoolExecutor(self.threads, thread_name_prefix="stemprint-close") as pool:
+            list(pool.map(close, sinks))
 
     def _run_length(self, extent: RenderExtent) -> int:
         return extent.preroll_samples + extent.length_samples + self.total_latency_samples

@@ -101,6 +101,68 @@ def test_tech3342_loudness_range(
     assert meter(seq(*parts)).result().loudness_range_lu == pytest.approx(expected_lra, abs=1.0)
 
 
+def _libebur128_full(x: np.ndarray, fs: int) -> tuple[float, float]:
+    """Integrated loudness and LRA from libebur128's own modes (I and LRA), as a reference."""
+    import pyebur128
+
+    from stemprint.analysis.meters import loudness_channel_map
+
+    mode = pyebur128.MeasurementMode.MODE_I | pyebur128.MeasurementMode.MODE_LRA
+    state = pyebur128.R128State(x.shape[0], fs, mode)
+    for index, channel_type in enumerate(loudness_channel_map(x.shape[0])):
+        state.set_channel(index, channel_type)
+    state.add_frames(np.ascontiguousarray(x.T).reshape(-1), x.shape[1])
+    return pyebur128.get_loudness_global(state), pyebur128.get_loudness_range(state)
+
+
+def _level_steps(rng: np.random.Generator, fs: int, channels: int) -> np.ndarray:
+    gains_db = (-10, -30, -20, -45, -15, -60, -25)
+    noise = np.concatenate([rng.standard_normal(fs * 4) * 10 ** (g / 20) for g in gains_db])
+    return np.stack([noise * (0.9**c) for c in range(channels)])
+
+
+@pytest.mark.parametrize(
+    ("name", "fs", "channels", "block"),
+    [
+        ("level steps", 48000, 2, 4096),
+        ("level steps", 44100, 1, 1000),
+        ("level steps", 48000, 6, 65536),
+        ("music-like", 48000, 2, 777),
+        ("tone", 96000, 2, 4096),
+        ("silence", 48000, 2, 4096),
+        ("2.5 s noise", 48000, 2, 4096),
+    ],
+)
+def test_integrated_and_range_match_libebur128_modes(
+    name: str, fs: int, channels: int, block: int
+) -> None:
+    """The meter builds integrated loudness and LRA from 100 ms energies; libebur128 sums the
+    samples of every 400 ms and 3 s window itself. Same definitions: equal to 1e-9 LU."""
+    rng = np.random.default_rng(7)
+    if name == "level steps":
+        x = _level_steps(rng, fs, channels)
+    elif name == "music-like":
+        t = np.arange(fs * 20) / fs
+        envelope = (1 + np.sin(2 * np.pi * 0.13 * t)) ** 2 / 4
+        tone = 0.3 * np.sin(2 * np.pi * 220 * t) + 0.05 * rng.standard_normal(t.size)
+        x = np.stack([envelope * tone, envelope * 0.2 * rng.standard_normal(t.size)])
+    elif name == "tone":
+        x = sine(-20.0, 12.0, 997.0, channels, fs)
+    elif name == "silence":
+        x = np.zeros((channels, fs * 5))
+    else:
+        x = 0.1 * rng.standard_normal((channels, int(fs * 2.5)))
+    levels = meter(x, fs, block).result()
+    lufs, lra = _libebur128_full(x, fs)
+    if np.isfinite(lufs):
+        assert levels.loudness_lufs == pytest.approx(lufs, abs=1e-9)
+    else:
+        assert levels.loudness_lufs == -np.inf
+    assert levels.loudness_range_lu == pytest.approx(lra, abs=1e-9)
+    if name == "level steps":
+        assert levels.loudness_range_lu > 15.0  # the gates and percentiles were exercised
+
+
 # --- true peak (ITU-R BS.1770-4 Annex 2) ---------------------------------------------------
 
 

@@ -46,8 +46,9 @@ if TYPE_CHECKING:
     from stemprint.export.bwf import BextLoudness, BroadcastInfo
     from stemprint.render.cache import RenderCache
 
-FILE_KEY_FORMAT = 1
-"""Format of the file keys (part of every key)."""
+FILE_KEY_FORMAT = 2
+"""Format of the file keys (part of every key). 2: the recorded integrated loudness and LRA
+come from the meter's 100 ms energies (``analysis.meters``), no longer from libebur128's modes."""
 
 
 @dataclasses.dataclass

@@ -69,10 +69,18 @@ def to_stereo(block: np.ndarray) -> np.ndarray:
     return np.repeat(block, 2, axis=0)
 
 
-def fader_pan(block: np.ndarray, gain_linear: float, pan: float, law: str = "auto") -> np.ndarray:
-    """Apply fader gain and pan; always returns a new ``(2, n)`` float64 block."""
+def fader_pan(
+    block: np.ndarray,
+    gain_linear: float,
+    pan: float,
+    law: str = "auto",
+    out: np.ndarray | None = None,
+) -> np.ndarray:
+    """Apply fader gain and pan; returns a new ``(2, n)`` float64 block, or ``out`` filled
+    (a ``(2, n)`` float64 buffer that does not overlap ``block``)."""
     left, right = pan_gains(pan, block.shape[0], law)
-    out = np.empty((2, block.shape[1]), dtype=np.float64)
+    if out is None:
+        out = np.empty((2, block.shape[1]), dtype=np.float64)
     if block.shape[0] == 1:
         np.multiply(block[0], gain_linear * left, out=out[0])
         np.multiply(block[0], gain_linear * right, out=out[1])

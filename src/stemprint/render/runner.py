@@ -129,6 +129,8 @@ class BlockRunner:
         self._edges: dict[tuple[int, InstanceKey], _DelayedEdge] = {}
         self._edges_lock = threading.Lock()
         self._tap_delays: dict[tuple[str, str], DelayLine] = {}
+        #: Where the next block's ``post`` of an instance goes, if somewhere (a worker's slot).
+        self.post_buffers: dict[InstanceKey, np.ndarray] = {}
         # Only instances tapped before their inserts (pre-FX sends) keep their input per block.
         self._keep_input = {key for kind, key in plan.consumed() if kind == "input"}
 
@@ -293,7 +295,9 @@ class BlockRunner:
         elif node.automation:
             out = self._automated_strip(node, x, start)
         else:
-            out = fader_pan(x, node.gain_linear, node.pan, node.pan_law)
+            # A render worker hands its buffer in shared memory: no copy to ship the block.
+            into = self.post_buffers.pop(instance.key, None)
+            out = fader_pan(x, node.gain_linear, node.pan, node.pan_law, into)
         state.post[instance.key] = out
 
     def _master_strip(self, node: Node, x: np.ndarray, start: int) -> np.ndarray:

@@ -205,6 +205,12 @@ class TrackWorker:
             for block in range(blocks):
                 if block >= self.slots:
                     conn.recv_bytes()  # a slot was freed
+                views = self.views(block)
+                runner.post_buffers = {
+                    signal_key: view
+                    for (kind, signal_key, channels), view in zip(self.shipped, views, strict=True)
+                    if kind == "post" and channels == 2
+                }
                 for key in self.tracks:
                     runner.read(key, readers[key], block)
                 for instance in self.instances:
@@ -212,10 +218,10 @@ class TrackWorker:
                 state = runner.release(block)
                 if state is None:
                     raise RenderError(f"block {block} rendered nothing in a render worker")
-                for (kind, signal_key, _), view in zip(
-                    self.shipped, self.views(block), strict=True
-                ):
-                    view[...] = state.signals(kind)[signal_key]
+                for (kind, signal_key, _), view in zip(self.shipped, views, strict=True):
+                    signal = state.signals(kind)[signal_key]
+                    if signal is not view:  # not computed in place (fader_pan into the slot)
+                        view[...] = signal
                 conn.send(("block", block))
         except (EOFError, ConnectionError):
             return  # the render process stopped early (an error, or until-silent)

@@ -82,10 +82,12 @@ def test_tracks_are_shared_among_workers_and_keyed_tracks_stay_home(tmp_path, rn
         remote = sorted(key for w in workers for key in w.tracks)
         assert remote == ["track:Kick", "track:Vox"]
         assert all(len(w.tracks) == 1 for w in workers)
-        # Only what something reads is shipped: Vox feeds a pre-fader send (pre) and the
-        # master (post); the multitrack source is not tapped.
+        # Only what something reads is shipped: Vox feeds a pre-fader send, the only input of
+        # Echo, which its worker sums itself (a part: not its pre), and the master (post, with
+        # the other routes); the multitrack source is not tapped.
         shipped = {(kind, key[0]) for w in workers for kind, key, _ in w.shipped}
-        assert ("pre", "track:Vox") in shipped and ("post", "track:Vox") in shipped
+        assert ("part", ("bus:Echo", frozenset({"track:Vox"}), False, None)) in shipped
+        assert ("pre", "track:Vox") not in shipped and ("post", "track:Vox") in shipped
         assert not any(kind == "source" for kind, _ in shipped)
     finally:
         for worker in workers:

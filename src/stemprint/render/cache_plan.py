@@ -70,17 +70,19 @@ class CachePlan:
     routes: list[tuple[str, str, list[InstanceKey]]] = dataclasses.field(default_factory=list)
     note: str | None = None
 
-    def live_inputs(self, instance: Instance) -> list[tuple[Edge, InstanceKey]]:
-        """The input edges this render computes for ``instance`` (none when its ``pre`` is a
-        hit and its input is not needed; none of a partial sum read from an entry)."""
+    def live_parts(self, instance: Instance) -> list[tuple[int, int, int]]:
+        """``(index, first edge, end edge)`` of each partial sum of ``instance``'s input this
+        render computes (none when its ``pre`` is a hit and its input is not needed; none read
+        from an entry)."""
         key = instance.key
         if key in self.hits and key not in self.input_needed:
             return []
-        found: list[tuple[Edge, InstanceKey]] = []
-        for c, (a, b) in enumerate(partial_sums(len(instance.inputs))):
-            if (key, c) not in self.part_hits:
-                found.extend(instance.inputs[a:b])
-        return found
+        parts = enumerate(partial_sums(len(instance.inputs)))
+        return [(c, a, b) for c, (a, b) in parts if (key, c) not in self.part_hits]
+
+    def live_inputs(self, instance: Instance) -> list[tuple[Edge, InstanceKey]]:
+        """The input edges this render computes for ``instance`` (:meth:`live_parts`)."""
+        return [e for _, a, b in self.live_parts(instance) for e in instance.inputs[a:b]]
 
     def abandon(self) -> None:
         """Drop this process's half-written entries (the render ended early or failed) and

@@ -37,7 +37,8 @@ from stemprint.render.runner import BlockRunner
 from stemprint.render.scheduler import BLOCKS_IN_FLIGHT, Scheduler, Sink, TrimmedSink
 from stemprint.render.sources import ClipReader
 from stemprint.render.taps import Tap, make_tap
-from stemprint.render.workers import SignalKey, TrackWorker, deal_by_cost, fork_available
+from stemprint.render.worker_parts import signals_still_read, worker_parts
+from stemprint.render.workers import SignalKey, TrackWorker, fork_available, split_in_order
 
 MIN_BLOCK_SIZE = 32
 """Smallest render block: pedalboard guesses the channel axis of tiny buffers."""
@@ -315,13 +316,24 @@ class Renderer:
         every signal something consumes)."""
         needed = self._consumed() if needed is None else needed
         by_track = self.plan.track_instances()
-        workers = []
+        jobs = []
         for share in self._worker_shares(runner.idle):
             instances = [i for key in share for i in by_track[key] if i.key not in runner.idle]
             if instances:
-                shipped = self._shipped(runner, share, by_track, needed)
-                workers.append(TrackWorker(runner, share, instances, shipped, WORKER_SLOTS))
-        return workers
+                jobs.append((share, instances, worker_parts(runner, {i.key for i in instances})))
+        taps: set[SignalRef] = set().union(*(t.consumed() for t in self.taps))
+        read = signals_still_read(runner, needed, taps, [p for *_, parts in jobs for p in parts])
+        return [
+            TrackWorker(
+                runner,
+                share,
+                instances,
+                self._shipped(runner, share, by_track, read),
+                WORKER_SLOTS,
+                parts,
+            )  # fmt: skip
+            for share, instances, parts in jobs
+        ]
 
     def _worker_shares(
         self, idle: frozenset[InstanceKey] | set[InstanceKey] = frozenset()
@@ -329,8 +341,9 @@ class Renderer:
         """The tracks of each worker process.
 
         A track goes to a worker with all its instances when none of them reads a sidechain
-        key (a key is another route's signal of the same block, which lives here). Tracks are
-        dealt by cost (channels x inserts) to the least loaded worker. A session that hosts a
+        key (a key is another route's signal of the same block, which lives here). The tracks
+        are cut, in session order, into runs of about equal cost (channels x inserts), so that
+        a worker holds whole partial sums (``render.worker_parts``). A session that hosts a
         VST3/AU is never forked (such a plug-in may run threads or talk to its framework).
         """
         by_track = {
@@ -343,11 +356,21 @@ class Renderer:
         if count < 2 or hosted:
             return []
         nodes = self.graph.by_key
+        order = self._sum_order()
         costs = {
             key: nodes[key].channels * (1 + len(nodes[key].inserts)) * len(by_track[key])
-            for key in eligible
+            for key in sorted(eligible, key=lambda k: order.get(k, len(order)))
         }
-        return deal_by_cost(costs, count)
+        return split_in_order(costs, count)
+
+    def _sum_order(self) -> dict[str, int]:
+        """Routes in the edge order of the widest sums first (session order for a return or
+        master every track feeds): consecutive tracks then make whole partial sums."""
+        order: dict[str, int] = {}
+        for node in sorted(self.graph.nodes, key=lambda n: -len(n.inputs)):
+            for edge in node.inputs:
+                order.setdefault(edge.source, len(order))
+        return order
 
     def _consumed(self) -> set[SignalRef]:
         """Every instance signal something reads per block."""

@@ -27,7 +27,7 @@ from __future__ import annotations
 import math
 import threading
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -60,10 +60,13 @@ class BlockState:
     input: dict[InstanceKey, np.ndarray] = field(default_factory=dict)
     pre: dict[InstanceKey, np.ndarray] = field(default_factory=dict)
     post: dict[InstanceKey, np.ndarray] = field(default_factory=dict)
+    #: Partial sums of a bus's or the master's input summed in a render worker, by
+    #: ``(instance, part index)`` (``render.worker_parts``).
+    part: dict[Any, np.ndarray] = field(default_factory=dict)
 
-    def signals(self, kind: str) -> dict[InstanceKey, np.ndarray]:
-        """The signals of one kind (``source``, ``input``, ``pre``, ``post``)."""
-        found: dict[InstanceKey, np.ndarray] = getattr(self, kind)
+    def signals(self, kind: str) -> dict[Any, np.ndarray]:
+        """The signals of one kind (``source``, ``input``, ``pre``, ``post``, ``part``)."""
+        found: dict[Any, np.ndarray] = getattr(self, kind)
         return found
 
 
@@ -154,6 +157,13 @@ class BlockRunner:
         """The input edges this render computes for ``instance`` (the cache may hold the rest)."""
         return self.cache.live_inputs(instance) if self.cache is not None else list(instance.inputs)
 
+    def live_parts(self, instance: Instance) -> list[tuple[int, int, int]]:
+        """``(index, first edge, end edge)`` of the partial sums of ``instance``'s input this
+        render computes (``render.cache_keys.partial_sums``; the cache may hold the rest)."""
+        if self.cache is not None:
+            return self.cache.live_parts(instance)
+        return [(c, a, b) for c, (a, b) in enumerate(partial_sums(len(instance.inputs)))]
+
     def output_channels(self, instance: Instance) -> int:
         """Channels of an instance's ``pre`` signal."""
         hit = self._hits.get(instance.key)
@@ -234,7 +244,10 @@ class BlockRunner:
         inputs = instance.inputs
         parts = partial_sums(len(inputs))
         if len(parts) == 1:
-            return self._edges_sum(instance.node.channels, inputs, state, block)
+            whole = state.part.get((instance.key, 0))  # summed in a render worker
+            if whole is not None:
+                return whole
+            return self.edges_sum(instance.node.channels, inputs, state, block)
         n = self.block_size
         x = np.zeros((instance.node.channels, n))
         for c, (a, b) in enumerate(parts):
@@ -242,21 +255,28 @@ class BlockRunner:
             if hit is not None:
                 part = hit.block(block * n, n)
             else:
-                part = self._edges_sum(instance.node.channels, inputs[a:b], state, block)
+                summed = state.part.get((instance.key, c))  # in a render worker
+                if summed is None:
+                    summed = self.edges_sum(instance.node.channels, inputs[a:b], state, block)
+                part = summed
                 writer = self._part_writers.get((instance.key, c))
                 if writer is not None:
                     writer.write(block * n, part)
             np.add(x, part, out=x)
         return x
 
-    def _edges_sum(
+    def edges_sum(
         self,
         channels: int,
         inputs: tuple[tuple[Edge, InstanceKey], ...],
         state: BlockState,
         block: int,
+        out: np.ndarray | None = None,
     ) -> np.ndarray:
-        x = np.zeros((channels, self.block_size))
+        """``Σ`` of the edges' signals in edge order, from zeros (into ``out`` if given)."""
+        x = np.zeros((channels, self.block_size)) if out is None else out
+        if out is not None:
+            x.fill(0.0)
         for edge, source in inputs:
             np.add(x, self.edge_signal(edge, source, state, block), out=x)
         return x

@@ -22,7 +22,7 @@ import os
 import signal
 import socket
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from multiprocessing.connection import Connection
 from typing import TYPE_CHECKING, Any
 
@@ -35,8 +35,9 @@ if TYPE_CHECKING:
     from stemprint.render.plan import Instance, InstanceKey
     from stemprint.render.runner import BlockRunner
     from stemprint.render.sources import ClipReader
+    from stemprint.render.worker_parts import WorkerPart
 
-SignalKey = tuple[str, "InstanceKey", int]
+SignalKey = tuple[str, "InstanceKey | tuple[InstanceKey, int]", int]
 """(``source`` | ``pre`` | ``post``, instance, channels): one shipped signal of a block."""
 
 
@@ -87,6 +88,27 @@ def deal_by_cost(costs: dict[str, int], count: int) -> list[list[str]]:
     return [sorted(share, key=order.__getitem__) for share in shares if share]
 
 
+def split_in_order(costs: dict[str, int], count: int) -> list[list[str]]:
+    """Keys cut into at most ``count`` runs of consecutive keys (in the order of ``costs``) of
+    about equal cost: each run ends where the running total first reaches its share of the
+    whole. Consecutive tracks in one worker let it sum their partial sums itself
+    (``render.worker_parts``); a run is never empty."""
+    keys = list(costs)
+    count = max(min(count, len(keys)), 1)
+    total = sum(costs.values()) or 1
+    shares: list[list[str]] = [[]]
+    running = 0
+    for i, key in enumerate(keys):
+        shares[-1].append(key)
+        running += costs[key]
+        left = len(keys) - i - 1
+        runs_left = count - len(shares)
+        full = running * count >= total * len(shares)
+        if runs_left and left and (full or left == runs_left):
+            shares.append([])
+    return [share for share in shares if share]
+
+
 class TrackWorker:
     """One worker process: a share of the tracks, rendered block after block.
 
@@ -102,6 +124,9 @@ class TrackWorker:
         The signals the render process reads, in slot order.
     slots
         Blocks the worker may be ahead of the render process's releases.
+    parts
+        The partial sums of buses' and the master's inputs it sums itself
+        (``render.worker_parts``); each is shipped as a ``part`` signal.
     """
 
     def __init__(
@@ -111,16 +136,18 @@ class TrackWorker:
         instances: list[Instance],
         shipped: list[SignalKey],
         slots: int,
+        parts: Sequence[WorkerPart] = (),
     ) -> None:
         self.runner = runner
         self.tracks = tracks
         self.instances = instances
-        self.shipped = shipped
+        self.parts = list(parts)
+        self.shipped = [*shipped, *(("part", p.part_key, p.channels) for p in self.parts)]
         self.slots = slots
         n = runner.block_size
         self._offsets: list[int] = []
         offset = 0
-        for _, _, channels in shipped:
+        for _, _, channels in self.shipped:
             self._offsets.append(offset)
             offset += channels * n * 8
         self.slot_bytes = max(offset, 8)
@@ -206,15 +233,12 @@ class TrackWorker:
                 if block >= self.slots:
                     conn.recv_bytes()  # a slot was freed
                 views = self.views(block)
-                runner.post_buffers = {
-                    signal_key: view
-                    for (kind, signal_key, channels), view in zip(self.shipped, views, strict=True)
-                    if kind == "post" and channels == 2
-                }
+                into = self._slot_buffers(views)
                 for key in self.tracks:
                     runner.read(key, readers[key], block)
                 for instance in self.instances:
                     runner.run_instance(instance, block)
+                self._sum_parts(block, into)
                 state = runner.release(block)
                 if state is None:
                     raise RenderError(f"block {block} rendered nothing in a render worker")
@@ -234,6 +258,28 @@ class TrackWorker:
             for track_readers in readers.values():
                 for reader in track_readers:
                     reader.close()
+
+    def _slot_buffers(self, views: list[np.ndarray]) -> dict[tuple[str, Any], np.ndarray]:
+        """The block's shipped signals by ``(kind, key)``; the runner computes each stereo
+        ``post`` straight into its view (``BlockRunner.post_buffers``)."""
+        into = {(kind, key): v for (kind, key, _), v in zip(self.shipped, views, strict=True)}
+        self.runner.post_buffers = {
+            key: view  # type: ignore[misc]  # a post signal's key is an InstanceKey
+            for (kind, key), view in into.items()
+            if kind == "post" and len(view) == 2
+        }
+        return into
+
+    def _sum_parts(self, block: int, into: dict[tuple[str, Any], np.ndarray]) -> None:
+        """Sum this worker's partial sums of ``block`` straight into their shipped slots."""
+        runner = self.runner
+        state = runner.state(block)
+        for part in self.parts:
+            inputs = runner.plan.instances[part.key].inputs[part.start : part.end]
+            view = into[("part", part.part_key)]
+            state.part[part.part_key] = runner.edges_sum(
+                part.channels, inputs, state, block, out=view
+            )
 
 
 def _error_details(exc: BaseException) -> dict[str, Any]:

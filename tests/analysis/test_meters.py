@@ -101,6 +101,28 @@ def test_tech3342_loudness_range(
     assert meter(seq(*parts)).result().loudness_range_lu == pytest.approx(expected_lra, abs=1.0)
 
 
+def test_true_peak_is_the_same_for_every_block_size() -> None:
+    """Windows across block boundaries come from an edge of 22 samples: any blocking gives the
+    peak of the whole signal fed at once, to the bit (mono and stereo, hot and quiet)."""
+    rng = np.random.default_rng(11)
+    t = np.arange(40000)
+    signals = [
+        0.3 * rng.standard_normal((2, 40000)),
+        0.9 * np.sin(2 * np.pi * t * 11025 / 48000.3)[None, :],
+        np.concatenate([1e-4 * rng.standard_normal((2, 30000)), sine(-1.0, 0.2)], axis=1),
+    ]
+    for x in signals:
+        whole = TruePeakMeter(x.shape[0])
+        whole.process(x)
+        whole.flush()
+        for block in (2, 5, 11, 12, 13, 777, 4096):  # 1: a one-row product, last bit apart
+            streamed = TruePeakMeter(x.shape[0])
+            for a in range(0, x.shape[1], block):
+                streamed.process(np.ascontiguousarray(x[:, a : a + block]))
+            streamed.flush()
+            assert np.array_equal(streamed.peak, whole.peak), block
+
+
 def _libebur128_full(x: np.ndarray, fs: int) -> tuple[float, float]:
     """Integrated loudness and LRA from libebur128's own modes (I and LRA), as a reference."""
     import pyebur128

@@ -2,8 +2,9 @@
 
 One :class:`LevelMeter` per file is fed float64 blocks shaped ``(channels, samples)`` in file
 order; :meth:`LevelMeter.result` returns a :class:`FileLevels`. Memory stays flat: the meter keeps
-a few running sums, an 11-sample true-peak history and a 3 s ring of 100 ms loudness energies
-(libebur128 keeps one double per 100 ms for the gating of integrated loudness and LRA).
+a few running sums, an 11-sample true-peak history, a 3 s ring of 100 ms loudness energies, one
+double per 100 ms (the gating blocks of integrated loudness) and one per second (the short-term
+windows of LRA), as libebur128 itself keeps.
 
 Standards
 ---------
@@ -18,9 +19,10 @@ Standards
 * Why not libebur128's own integrated and LRA modes: they sum the 400 ms and 3 s windows from
   the samples again (a third of the meter's cost per file: 0.27 s against 0.19 s for 3 min of
   stereo, measured); the results agree with it to 1e-9 LU (tested: the summation order is
-  all that differs) at every sample rate that is a multiple of 10 Hz. At 11025 Hz libebur128's
-  gating blocks are 4 x 1103 samples and the meter's 4 x 1102 (``get_loudness_window`` takes
-  whole milliseconds).
+  all that differs) at every sample rate that is a multiple of 10 Hz. One mono state per
+  weighted channel, each carrying its channel's weight, so each is fed a contiguous row. At
+  11025 Hz libebur128's gating blocks are 4 x 1103 samples and the meter's 4 x 1102
+  (``get_loudness_window`` takes whole milliseconds).
 * True peak per ITU-R BS.1770-4 Annex 2: 4× oversampling with the 48-tap interpolation filter of
   the Annex (four phases of 12 taps), then the absolute maximum. The maximum also includes the
   samples themselves, so the true peak is never below the sample peak. Sample and true peak are
@@ -376,23 +378,34 @@ class TruePeakMeter:
         self._history = np.zeros((channels, _TAPS - 1))
         self.peak = np.zeros(channels)  # linear, per channel
 
-    def process(self, block: Float64Array) -> None:
-        """Add a block shaped ``(channels, samples)``."""
-        if block.shape[1] == 0:
+    def process(self, block: Float64Array, magnitude: Float64Array | None = None) -> None:
+        """Add a block shaped ``(channels, samples)`` (``magnitude``: its ``|x|``, if known).
+
+        The windows that start in the previous block's last 11 samples are interpolated from a
+        22-sample edge, the others from the block itself: the same windows as over the joined
+        signal, without copying the block.
+        """
+        n = block.shape[1]
+        if n == 0:
             return
-        buf = np.concatenate([self._history, block], axis=1)
-        self._history = buf[:, -(_TAPS - 1) :].copy()
-        for ch in range(buf.shape[0]):
-            self.peak[ch] = _interpolated_peak(buf[ch], float(self.peak[ch]))
+        keep = _TAPS - 1
+        edge = np.concatenate([self._history, block[:, :keep]], axis=1)
+        self._history = block[:, -keep:].copy() if n >= keep else edge[:, -keep:].copy()
+        mag = np.abs(block) if magnitude is None else magnitude
+        for ch in range(block.shape[0]):
+            peak = _interpolated_peak(edge[ch], np.abs(edge[ch]), float(self.peak[ch]))
+            if n > keep:
+                peak = _interpolated_peak(block[ch], mag[ch], peak)
+            self.peak[ch] = peak
 
     def flush(self) -> None:
         """Push zeros through the filter so the last samples' interpolated values are counted."""
         self.process(np.zeros((self._history.shape[0], _TAPS - 1)))
 
 
-def _interpolated_peak(x: Float64Array, running: float) -> float:
-    """Return max(running, |x[11:]|, |interpolated values of every 12-sample window of x|)."""
-    mag = np.abs(x)
+def _interpolated_peak(x: Float64Array, mag: Float64Array, running: float) -> float:
+    """Return max(running, |x[11:]|, |interpolated values of every 12-sample window of x|)
+    (``mag`` is ``|x|``, at least 12 samples)."""
     running = max(running, float(mag[_TAPS - 1 :].max()))
     windows = x.shape[0] - (_TAPS - 1)
     hot = mag > running / _KERNEL_L1
@@ -435,10 +448,18 @@ class LevelMeter:
         self.sample_rate = sample_rate
         self.channels = channels
         self.clip_level = min(1.0 - CLIP_EPSILON, full_scale_positive)
-        # Momentary mode: a 400 ms buffer and the K-weighting, nothing summed per block.
-        self._r128 = pyebur128.R128State(channels, sample_rate, pyebur128.MeasurementMode.MODE_M)
+        # One mono state per weighted channel (the LFE has none), in momentary mode: the
+        # K-weighting and a 400 ms buffer, nothing summed per block. Fed each channel's row as
+        # it is: one state for all channels would want frame-interleaved samples (a transposed
+        # copy of every block, a fifth of the meter's time). The channel's type carries its
+        # BS.1770-4 weight, so the states' energies add up to the weighted sum of the file.
+        self._r128: list[tuple[int, Any]] = []
         for index, channel_type in enumerate(loudness_channel_map(channels)):
-            self._r128.set_channel(index, channel_type)
+            if channel_type == _CT.UNUSED:
+                continue
+            state = pyebur128.R128State(1, sample_rate, pyebur128.MeasurementMode.MODE_M)
+            state.set_channel(0, channel_type)
+            self._r128.append((index, state))
         # Momentary / short-term loudness: libebur128 only reports the current value, so we poll
         # the K-weighted energy of each 100 ms sub-block (get_loudness_window) and keep a 3 s
         # ring: momentary = mean of the last 4 sub-blocks (400 ms), short-term = last 30 (3 s),
@@ -470,23 +491,24 @@ class LevelMeter:
         n = block.shape[1]
         if n == 0:
             return
+        block = np.ascontiguousarray(block)  # the work below runs on contiguous rows
         self._feed_loudness(block)
-        block = np.ascontiguousarray(block)  # row-wise work below runs on contiguous rows
         mag = np.abs(block)
         block_peaks = mag.max(axis=1)
         self._sample_peak = np.maximum(self._sample_peak, block_peaks)
-        self._true_peak.process(block)
+        self._true_peak.process(block, mag)
         self._sum += block.sum(axis=1)
         self._sumsq += np.einsum("ij,ij->i", block, block)
         if self.channels == 2:
             self._cross += float(np.einsum("i,i->", block[0], block[1]))
-        full = mag >= self.clip_level
-        if float(block_peaks.max()) > 1.0:
-            # Over full scale (float files): counted, and not part of a clipped (flat) run.
-            over = mag > 1.0
-            self._count_overs(over)
-            full &= ~over
-        if self._run_len.any() or full.any():
+        top = float(block_peaks.max())
+        if top >= self.clip_level or self._run_len.any():  # else no sample is at full scale
+            full = mag >= self.clip_level
+            if top > 1.0:
+                # Over full scale (float files): counted, and not part of a clipped (flat) run.
+                over = mag > 1.0
+                self._count_overs(over)
+                full &= ~over
             self._track_clips(full)
         self._frames += n
 
@@ -496,15 +518,13 @@ class LevelMeter:
             self._first_over = self._frames + int(np.flatnonzero(over.any(axis=0))[0])
 
     def _feed_loudness(self, block: Float64Array) -> None:
-        # libebur128 wants frame-interleaved, 1-D, C-contiguous samples; block.T is normally the
-        # contiguous buffer libsndfile filled, so this reshape does not copy.
-        inter = np.ascontiguousarray(block.T).reshape(-1)
+        """K-weight a C-contiguous ``(channels, n)`` block, 100 ms sub-block by sub-block."""
         n = block.shape[1]
-        ch = self.channels
         done = 0
         while done < n:
             take = min(self._hop - self._hop_pos, n - done)
-            self._r128.add_frames(inter[done * ch : (done + take) * ch], take)
+            for index, state in self._r128:
+                state.add_frames(block[index, done : done + take], take)
             done += take
             self._hop_pos += take
             if self._hop_pos == self._hop:
@@ -512,9 +532,13 @@ class LevelMeter:
                 self._end_hop()
 
     def _end_hop(self) -> None:
-        lufs = pyebur128.get_loudness_window(self._r128, self._hop_ms)
-        # BS.1770-4: L = -0.691 + 10 log10(sum of weighted channel mean squares).
-        energy = 10.0 ** ((lufs + 0.691) / 10.0) if math.isfinite(lufs) else 0.0
+        # BS.1770-4: L = -0.691 + 10 log10(sum of weighted channel mean squares); each state
+        # reports its channel's term as a loudness.
+        energy = 0.0
+        for _, state in self._r128:
+            lufs = pyebur128.get_loudness_window(state, self._hop_ms)
+            if math.isfinite(lufs):
+                energy += 10.0 ** ((lufs + 0.691) / 10.0)
         ring = self._ring
         ring[self._hops_done % 30] = energy
         self._hops_done += 1

@@ -93,22 +93,23 @@ def signals_still_read(
         The partial sums every worker computes.
     """
     covered = {(p.key, i) for p in parts for i in range(p.start, p.end)}
+    instances = runner.plan.instances
+    in_parts = {_reads(instances[p.key], i) for p in parts for i in range(p.start, p.end)}
     elsewhere = set(taps)
-    for instance in runner.plan.instances.values():
+    for instance in instances.values():
         if instance.key in runner.idle:
             continue
-        for edge, source in instance.keys:
-            if source is not None:
-                elsewhere.add((edge_signal_kind(edge), source))
-        for _, start, end in runner.live_parts(instance):
-            for i in range(start, end):
-                edge, source = instance.inputs[i]
-                if (instance.key, i) not in covered:
-                    elsewhere.add((edge_signal_kind(edge), source))
-    only_parts = {
-        (edge_signal_kind(runner.plan.instances[p.key].inputs[i][0]),
-         runner.plan.instances[p.key].inputs[i][1])
-        for p in parts
-        for i in range(p.start, p.end)
-    }  # fmt: skip
-    return needed - (only_parts - elsewhere)
+        elsewhere |= {(edge_signal_kind(e), s) for e, s in instance.keys if s is not None}
+        elsewhere |= {
+            _reads(instance, i)
+            for _, start, end in runner.live_parts(instance)
+            for i in range(start, end)
+            if (instance.key, i) not in covered
+        }
+    return needed - (in_parts - elsewhere)
+
+
+def _reads(instance: Instance, index: int) -> SignalRef:
+    """The signal input edge ``index`` of ``instance`` reads."""
+    edge, source = instance.inputs[index]
+    return (edge_signal_kind(edge), source)

@@ -331,7 +331,7 @@ class Renderer:
                 self._shipped(runner, share, by_track, read),
                 WORKER_SLOTS,
                 parts,
-            )  # fmt: skip
+            )
             for share, instances, parts in jobs
         ]
 
@@ -342,9 +342,10 @@ class Renderer:
 
         A track goes to a worker with all its instances when none of them reads a sidechain
         key (a key is another route's signal of the same block, which lives here). The tracks
-        are cut, in session order, into runs of about equal cost (channels x inserts), so that
-        a worker holds whole partial sums (``render.worker_parts``). A session that hosts a
-        VST3/AU is never forked (such a plug-in may run threads or talk to its framework).
+        are cut, in the edge order of the widest sums (:meth:`_sum_order`), into runs of about
+        equal cost (channels x inserts), so that a worker holds whole partial sums
+        (``render.worker_parts``). A session that hosts a VST3/AU is never forked (such a
+        plug-in may run threads or talk to its framework).
         """
         by_track = {
             k: [i for i in ins if i.key not in idle]

@@ -38,7 +38,8 @@ if TYPE_CHECKING:
     from stemprint.render.worker_parts import WorkerPart
 
 SignalKey = tuple[str, "InstanceKey | tuple[InstanceKey, int]", int]
-"""(``source`` | ``pre`` | ``post``, instance, channels): one shipped signal of a block."""
+"""(``source`` | ``input`` | ``pre`` | ``post``, instance, channels), or (``part``,
+(instance, part index), channels): one shipped signal of a block."""
 
 
 def fork_available() -> bool:

@@ -356,8 +356,8 @@ def loudness_range(short_energies: np.ndarray) -> float:
     if kept.size == 0:
         return 0.0
     last = kept.size - 1
-    high, low = kept[int(last * 0.95 + 0.5)], kept[int(last * 0.1 + 0.5)]
-    return float(_block_lufs(np.array([high]))[0] - _block_lufs(np.array([low]))[0])
+    high, low = float(kept[int(last * 0.95 + 0.5)]), float(kept[int(last * 0.1 + 0.5)])
+    return _energy_to_lufs(high) - _energy_to_lufs(low)
 
 
 class TruePeakMeter:

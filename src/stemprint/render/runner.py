@@ -274,8 +274,10 @@ class BlockRunner:
         out: np.ndarray | None = None,
     ) -> np.ndarray:
         """``Σ`` of the edges' signals in edge order, from zeros (into ``out`` if given)."""
-        x = np.zeros((channels, self.block_size)) if out is None else out
-        if out is not None:
+        if out is None:
+            x = np.zeros((channels, self.block_size))
+        else:
+            x = out
             x.fill(0.0)
         for edge, source in inputs:
             np.add(x, self.edge_signal(edge, source, state, block), out=x)

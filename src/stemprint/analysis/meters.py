@@ -26,7 +26,9 @@ Standards
 * True peak per ITU-R BS.1770-4 Annex 2: 4× oversampling with the 48-tap interpolation filter of
   the Annex (four phases of 12 taps), then the absolute maximum. The maximum also includes the
   samples themselves, so the true peak is never below the sample peak. Sample and true peak are
-  kept per channel for every layout.
+  kept per channel for every layout. Each interpolated value is summed tap by tap in one fixed
+  order with element-wise operations (no matrix product, whose summation order BLAS picks by
+  shape and CPU), so the true peak is the same to the bit for every blocking, on every machine.
 
 Channel weighting (every layout)
 --------------------------------
@@ -76,13 +78,13 @@ from __future__ import annotations
 
 import math
 from array import array
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pyebur128
-from numpy.lib.stride_tricks import sliding_window_view
 
 from stemprint.analysis.audio import (
     AudioInfo,
@@ -149,8 +151,8 @@ _KERNEL = np.ascontiguousarray(_PHASES[:, ::-1].T)
 #: max over phases of the sum of |coefficients|: bounds |interpolated| / max |input in window|.
 _KERNEL_L1 = float(np.abs(_PHASES).sum(axis=1).max())
 _TAP_OFFSETS = np.arange(_TAPS)
-#: Rows per true-peak matrix product (4096 x 12 x 4 stays under OpenBLAS's threading threshold).
-_GEMM_ROWS = 4096
+#: Windows interpolated per pass of the true-peak meter (its two work arrays stay in the cache).
+_CHUNK_WINDOWS = 8192
 
 
 @dataclass
@@ -412,20 +414,40 @@ def _interpolated_peak(x: Float64Array, mag: Float64Array, running: float) -> fl
     hot_count = int(np.count_nonzero(hot))
     if hot_count == 0:
         return running
-    if hot_count * _TAPS * 4 >= windows:
-        rows = sliding_window_view(x, _TAPS)  # dense: interpolate every window
-    else:
-        # a window is a candidate when any of its 12 samples is hot (dilate the mask)
-        candidate = hot[:windows].copy()
+    if hot_count * _TAPS * 4 >= windows:  # dense: interpolate every window, in chunks
+        for a in range(0, windows, _CHUNK_WINDOWS):
+            m = min(_CHUNK_WINDOWS, windows - a)
+            running = _windows_peak([x[a + k : a + k + m] for k in range(_TAPS)], running)
+        return running
+    # a window is a candidate when any of its 12 samples is hot (dilate the mask)
+    candidate = hot[:windows].copy()
+    for k in range(1, _TAPS):
+        candidate |= hot[k : k + windows]
+    starts = np.flatnonzero(candidate)
+    for a in range(0, starts.shape[0], _CHUNK_WINDOWS):
+        chunk = starts[a : a + _CHUNK_WINDOWS]
+        running = _windows_peak(x[_TAP_OFFSETS[:, None] + chunk], running)  # (12, m) gather
+    return running
+
+
+def _windows_peak(columns: Sequence[Float64Array], running: float) -> float:
+    """max(running, |y|) over the 4 interpolated values ``y`` of each window whose ``k``-th
+    samples are ``columns[k]`` (12 arrays of one length).
+
+    Each value is summed tap by tap in one order, ``((x0·h0 + x1·h1) + x2·h2) + …``, with
+    numpy's element-wise IEEE products and sums: a window's value does not depend on the other
+    windows computed with it, so every blocking of a signal gives the same peak, on every CPU.
+    (A matrix product does not: BLAS picks its kernel and summation order by matrix shape and
+    CPU, and the last bit moved with the block size.)
+    """
+    acc = np.empty(columns[0].shape[0])
+    tmp = np.empty_like(acc)
+    for phase in range(_KERNEL.shape[1]):
+        np.multiply(columns[0], _KERNEL[0, phase], out=acc)
         for k in range(1, _TAPS):
-            candidate |= hot[k : k + windows]
-        starts = np.flatnonzero(candidate)
-        rows = x[starts[:, None] + _TAP_OFFSETS]
-    # Chunks small enough that OpenBLAS stays on one thread: its threaded GEMM brings nothing
-    # at this shape and thrashes when the cores are busy.
-    for a in range(0, rows.shape[0], _GEMM_ROWS):
-        y = rows[a : a + _GEMM_ROWS] @ _KERNEL
-        running = max(running, float(y.max()), float(-y.min()))
+            np.multiply(columns[k], _KERNEL[k, phase], out=tmp)
+            acc += tmp
+        running = max(running, float(acc.max()), float(-acc.min()))
     return running
 
 

@@ -46,10 +46,11 @@ if TYPE_CHECKING:
     from stemprint.export.bwf import BextLoudness, BroadcastInfo
     from stemprint.render.cache import RenderCache
 
-FILE_KEY_FORMAT = 3
+FILE_KEY_FORMAT = 4
 """Format of the file keys (part of every key). 2: the recorded integrated loudness and LRA
 come from the meter's 100 ms energies (``analysis.meters``), no longer from libebur128's modes;
-3: those energies are the sum of one libebur128 state per channel."""
+3: those energies are the sum of one libebur128 state per channel; 4: the true peak is summed
+tap by tap (no matrix product: the last bit could differ)."""
 
 
 @dataclasses.dataclass

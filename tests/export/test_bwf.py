@@ -31,11 +31,11 @@ from stemprint.export.bwf import (
     origination,
     read_bext,
     read_chunk,
-    riff_layout,
     write_bext,
 )
 from stemprint.export.package import RenderOptions, render_package
 from stemprint.model.load import load_session
+from stemprint.riff import riff_layout
 from tests.conftest import write_session, write_wav
 
 RATE = 48_000

@@ -12,7 +12,7 @@ import pytest
 from typer.testing import CliRunner
 
 from stemprint.cli.main import app
-from stemprint.export.bwf import riff_layout
+from stemprint.riff import riff_layout
 from tests.conftest import write_session, write_wav
 
 runner = CliRunner()

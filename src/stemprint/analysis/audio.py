@@ -2,8 +2,8 @@
 
 Everything here reads in blocks (:data:`BLOCK_FRAMES` frames at a time) so memory stays flat
 whatever the length of the files. Blocks are float64 arrays shaped ``(channels, samples)``.
-Blocks are returned as the transpose of the frame-interleaved buffer libsndfile fills, so
-``block.T`` is C-contiguous and ``block.T.reshape(-1)`` is the interleaved buffer without a copy.
+Blocks are C-contiguous, from :class:`~stemprint.planar.PlanarReader` (the values libsndfile
+decodes; WAVE PCM decoded from its bytes).
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ import soundfile as sf
 
 from stemprint.audiofile import AudioInfo, full_scale_positive, probe
 from stemprint.errors import AudioFileError
+from stemprint.planar import PlanarReader
 from stemprint.units import amplitude_to_db, power_to_db
 
 __all__ = ["AUDIO_EXTENSIONS", "BLOCK_FRAMES", "AudioInfo", "BlockReader", "Float64Array",
@@ -48,10 +49,10 @@ class BlockReader:
         self.info = info
         self._pos = start_sample
         try:
-            self._file = sf.SoundFile(str(info.path))
+            self._reader = PlanarReader(info)
             if 0 < start_sample < info.length_samples:
-                self._file.seek(start_sample)
-        except (sf.LibsndfileError, RuntimeError) as exc:
+                self._reader.seek(start_sample)
+        except (OSError, sf.LibsndfileError, RuntimeError) as exc:
             raise AudioFileError(
                 f"cannot open audio file ({exc})", file=str(info.path), fix="re-export the file"
             ) from exc
@@ -59,35 +60,40 @@ class BlockReader:
     def read(self, frames: int) -> Float64Array:
         """Return the next ``frames`` frames, shape ``(channels, frames)``, zero past the ends."""
         info = self.info
-        out_t = np.zeros((frames, info.channels), dtype=np.float64)
         pos = self._pos
         lead = min(max(-pos, 0), frames)
         file_pos = max(pos, 0)
         want = min(frames - lead, max(info.length_samples - file_pos, 0))
-        if want > 0:
-            try:
-                got = self._file.read(
-                    want, dtype="float64", always_2d=True, out=out_t[lead : lead + want]
-                )
-            except (sf.LibsndfileError, RuntimeError) as exc:
-                raise AudioFileError(
-                    f"read error at sample {file_pos} ({exc})",
-                    file=str(info.path),
-                    fix="the file is truncated or corrupt; re-export it",
-                ) from exc
-            if len(got) < want:
-                raise AudioFileError(
-                    f"file ends early: header says {info.length_samples} samples, data stops at "
-                    f"{file_pos + len(got)}",
-                    file=str(info.path),
-                    fix="the file is truncated; re-export it",
-                )
         self._pos = pos + frames
-        return out_t.T
+        got = self._read(file_pos, want) if want > 0 else None
+        if got is not None and want == frames:
+            return got
+        out = np.zeros((info.channels, frames), dtype=np.float64)
+        if got is not None:
+            out[:, lead : lead + want] = got
+        return out
+
+    def _read(self, file_pos: int, want: int) -> Float64Array:
+        try:
+            got = self._reader.read(want)
+        except (OSError, sf.LibsndfileError, RuntimeError) as exc:
+            raise AudioFileError(
+                f"read error at sample {file_pos} ({exc})",
+                file=str(self.info.path),
+                fix="the file is truncated or corrupt; re-export it",
+            ) from exc
+        if got.shape[1] < want:
+            raise AudioFileError(
+                f"file ends early: header says {self.info.length_samples} samples, data stops at "
+                f"{file_pos + got.shape[1]}",
+                file=str(self.info.path),
+                fix="the file is truncated; re-export it",
+            )
+        return got
 
     def close(self) -> None:
         """Close the file."""
-        self._file.close()
+        self._reader.close()
 
     def __enter__(self) -> BlockReader:
         return self

@@ -50,9 +50,10 @@ from typing import Any
 
 import numpy as np
 
+from stemprint.planar import PlanarReader
 from stemprint.render.workers import deal_by_cost, fork_available
 
-from .audio import BLOCK_FRAMES
+from .audio import BLOCK_FRAMES, probe
 from .live_workers import MeterProcess
 from .meters import FileLevels, LevelMeter, fold_down_matrix
 from .nulltest import NullAccumulator
@@ -176,7 +177,7 @@ class LiveMeasurement:
     ) -> None:
         self.files = {str(f.path.resolve()): f for f in files}
         self.reused = {str(Path(p).resolve()): m for p, m in (reused or {}).items()}
-        self._readers: dict[str, Any] = {}
+        self._readers: dict[str, PlanarReader] = {}
         self.block_frames = block_frames
         self.meters = {
             key: LevelMeter(f.sample_rate, f.channels, f.full_scale_positive)
@@ -337,15 +338,12 @@ class LiveMeasurement:
 
     def _read_one(self, key: str, frames: int) -> bool:
         """Append up to ``frames`` frames of one reused file; ``False`` at its end."""
-        import soundfile as sf
-
         reader = self._readers.get(key)
         if reader is None:
-            reader = self._readers[key] = sf.SoundFile(key)
-        data = reader.read(frames, dtype="float64", always_2d=True)
-        if not data.shape[0]:
+            reader = self._readers[key] = PlanarReader(probe(Path(key)))
+        block = reader.read(frames)
+        if not block.shape[1]:
             return False
-        block = np.ascontiguousarray(data.T)
         want = self.files[key].channels
         if block.shape[0] != want:  # rewritten as mono: the writer had handed both channels
             block = np.repeat(block, want, axis=0)

@@ -436,7 +436,7 @@ def set_channel_mask(path: Path, mask: int) -> None:
     eight channels 0xFF, front-of-centre speakers), and cannot be told another: the 7.1 layout
     (0x63F, side and rear surrounds) is patched in place after the file is closed.
     """
-    from stemprint.export.bwf import riff_layout
+    from stemprint.riff import riff_layout
 
     fmt = riff_layout(path).find(b"fmt ")
     if fmt is None or fmt.size < 24:

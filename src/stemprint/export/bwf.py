@@ -61,7 +61,7 @@ import math
 import os
 import struct
 from collections.abc import Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -71,6 +71,7 @@ from stemprint._version import __version__
 from stemprint.dsp.layouts import LAYOUT_CHANNELS, layout_of
 from stemprint.errors import InputError, RenderError
 from stemprint.model.timecode import samples_to_timecode, session_timecode
+from stemprint.riff import CHUNK_HEADER, RIFF_LIMIT, riff_layout
 
 if TYPE_CHECKING:
     from stemprint.analysis.meters import FileLevels
@@ -89,8 +90,6 @@ IXML_VERSION = "2.10"
 _FIXED = struct.Struct("<256s32s32s10s8sIIH64s5h180s")
 _C_SPLIT = 338  # the C struct aligns TimeReferenceLow to 4 bytes: 2 padding bytes here
 _LOUDNESS = struct.Struct("<5h")
-_CHUNK_HEADER = struct.Struct("<4sI")
-_RIFF_LIMIT = 0xFFFFFFFF
 _FUNCTIONS = {"mono": {"M": "MIX"}, "stereo": {"L": "LEFT", "R": "RIGHT"}}
 _SPEED = {
     "23.976": "24000/1001", "24": "24/1", "25": "25/1", "29.97": "30000/1001",
@@ -378,55 +377,6 @@ def write_bext(sound_file: Any, info: BroadcastInfo, sample_rate: int, bits: int
 # --- RIFF / RF64 chunks ----------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class Chunk:
-    """One chunk of a RIFF/RF64 file: its id, where its data starts and its size (bytes)."""
-
-    id: bytes
-    data_offset: int
-    size: int
-
-
-@dataclass(frozen=True)
-class RiffLayout:
-    """The chunks of a WAV (``RIFF``) or RF64 (``RF64``/``BW64``) file, in file order."""
-
-    form: bytes
-    chunks: list[Chunk] = field(default_factory=list)
-
-    def find(self, chunk_id: bytes) -> Chunk | None:
-        """The first chunk with ``chunk_id``."""
-        return next((c for c in self.chunks if c.id == chunk_id), None)
-
-
-def riff_layout(path: Path) -> RiffLayout:
-    """Walk the chunks of ``path`` (RF64: the ``data`` size from ``ds64``).
-
-    Raises
-    ------
-    ValueError
-        Not a RIFF/RF64 WAVE file.
-    """
-    with path.open("rb") as handle:
-        head = handle.read(12)
-        if len(head) < 12 or head[:4] not in (b"RIFF", b"RF64", b"BW64") or head[8:] != b"WAVE":
-            raise ValueError(f"{path} is not a RIFF or RF64 WAVE file")
-        end = path.stat().st_size
-        layout = RiffLayout(head[:4])
-        data_size_64: int | None = None
-        offset = 12
-        while offset + 8 <= end:
-            handle.seek(offset)
-            chunk_id, size = _CHUNK_HEADER.unpack(handle.read(8))
-            if chunk_id == b"ds64":
-                data_size_64 = struct.unpack("<Q", handle.read(16)[8:])[0]
-            if chunk_id == b"data" and size == _RIFF_LIMIT and data_size_64 is not None:
-                size = data_size_64
-            layout.chunks.append(Chunk(chunk_id, offset + 8, size))
-            offset += 8 + size + (size & 1)
-        return layout
-
-
 def patch_loudness(path: Path, loudness: BextLoudness) -> None:
     """Overwrite the 10 loudness bytes of the ``bext`` chunk of ``path`` in place.
 
@@ -459,10 +409,10 @@ def append_chunk(path: Path, chunk_id: bytes, payload: bytes) -> None:
     with path.open("r+b") as handle:
         end = handle.seek(0, os.SEEK_END)
         pad = end & 1  # the last chunk's own pad byte, if libsndfile left it out
-        body = b"\0" * pad + _CHUNK_HEADER.pack(chunk_id, len(payload)) + payload
+        body = b"\0" * pad + CHUNK_HEADER.pack(chunk_id, len(payload)) + payload
         body += b"\0" * (len(payload) & 1)
         riff_size = end + len(body) - 8
-        if layout.form == b"RIFF" and riff_size > _RIFF_LIMIT:
+        if layout.form == b"RIFF" and riff_size > RIFF_LIMIT:
             raise ValueError(f"{path} would pass the 4 GiB limit of RIFF with a {chunk_id!r}")
         handle.write(body)
         if layout.form == b"RIFF":

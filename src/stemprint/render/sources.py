@@ -1,7 +1,9 @@
 """Clip sources: probe audio files up front, then stream each clip's samples in session time.
 
 Files are opened only while their clip plays and read sequentially, so memory does not grow with
-session length. A file at another sample rate is resampled with soxr (very high quality) as it
+session length. Samples come planar, ``(channels, frames)``, from
+:class:`~stemprint.planar.PlanarReader` (the values libsndfile decodes, WAVE PCM decoded from its
+bytes). A file at another sample rate is resampled with soxr (very high quality) as it
 streams; soxr's streaming output equals its one-shot output, and the file is always fed in chunks
 of :data:`READ_FRAMES`, so the result does not depend on the render block size.
 """
@@ -16,6 +18,7 @@ from stemprint.dsp.automation import gain_db_lane_to_linear
 from stemprint.dsp.fades import fade_gain
 from stemprint.errors import AudioFileError, RenderError
 from stemprint.graph.clips import ClipPlan
+from stemprint.planar import PlanarReader
 
 READ_FRAMES = 16384
 """Frames read from a file per call when resampling (fixed, for determinism)."""
@@ -35,16 +38,14 @@ class ClipReader:
         self.sample_rate = sample_rate
         self._file: Any = None
         self._resampler: Any = None
-        self._pending = np.zeros((0, plan.info.channels))
+        self._pending = np.zeros((plan.info.channels, 0))
         self._position = 0  # samples of the clip already delivered
         self._file_left = 0
 
     def _open(self) -> None:
-        import soundfile as sf
-
         info = self.plan.info
         try:
-            self._file = sf.SoundFile(str(info.path))
+            self._file = PlanarReader(info)
             self._file.seek(self.plan.offset_frames)
         except Exception as exc:  # noqa: BLE001
             raise AudioFileError(
@@ -65,22 +66,23 @@ class ClipReader:
             self._file = None
 
     def _read_file(self, frames: int) -> np.ndarray:
+        """The next ``frames`` frames of the file, ``(channels, frames)``, a new array."""
         try:
-            data = self._file.read(frames, dtype="float64", always_2d=True)
+            data = self._file.read(frames)
         except Exception as exc:  # noqa: BLE001
             raise AudioFileError(
                 f"cannot read audio file {self.plan.info.path}: {exc}",
                 field=self.plan.where,
                 fix="the file is corrupt; re-export it",
             ) from None
-        if data.shape[0] < frames:
+        if data.shape[1] < frames:
             raise AudioFileError(
                 f"audio file {self.plan.info.path} ended early (truncated or corrupt)",
                 field=self.plan.where,
                 fix="re-export the file",
             )
         self._file_left -= frames
-        return np.asarray(data)
+        return data
 
     def _skip(self, n: int) -> None:
         """Skip the clip's first ``n`` session samples (gain and fades stay on the clip's own
@@ -109,28 +111,29 @@ class ClipReader:
             run = min(first + n - index, span - position)
             if plan.reverse:
                 self._file.seek(plan.offset_frames + span - position - run)
-                parts.append(self._read_file(run)[::-1])
+                parts.append(self._read_file(run)[:, ::-1])
             else:
                 self._file.seek(plan.offset_frames + position)
                 parts.append(self._read_file(run))
             index += run
-        return np.concatenate(parts) if len(parts) > 1 else parts[0]
+        return np.concatenate(parts, axis=1) if len(parts) > 1 else parts[0]
 
     def _next(self, n: int) -> np.ndarray:
-        """The next ``n`` clip samples, ``(n, channels)``, at the session rate, raw."""
+        """The next ``n`` clip samples, ``(channels, n)``, at the session rate, raw."""
         if self.plan.reverse or self.plan.loop:
             return self._read_mapped(self._position, n)
         if self._resampler is None:
             return self._read_file(n)
-        while self._pending.shape[0] < n:
+        while self._pending.shape[1] < n:
             frames = min(READ_FRAMES, self._file_left)
-            chunk = self._read_file(frames) if frames else np.zeros((0, self.plan.info.channels))
+            chunk = self._read_file(frames) if frames else np.zeros((self.plan.info.channels, 0))
             last = self._file_left == 0
-            out = self._resampler.resample_chunk(chunk, last=last)
-            self._pending = np.concatenate([self._pending, out])
-            if last and self._pending.shape[0] < n:
+            # soxr streams interleaved (frames, channels) arrays.
+            out = self._resampler.resample_chunk(np.ascontiguousarray(chunk.T), last=last)
+            self._pending = np.concatenate([self._pending, out.T], axis=1)
+            if last and self._pending.shape[1] < n:
                 raise RenderError(f"{self.plan.where}: resampler returned too few samples")
-        out, self._pending = self._pending[:n], self._pending[n:]
+        out, self._pending = self._pending[:, :n], self._pending[:, n:]
         return out
 
     @property
@@ -169,13 +172,13 @@ class ClipReader:
         self._ensure_open(block_start)
         if self._position != first:
             return None  # not where the stream stands (never in a render: blocks go in order)
-        data = self._read_file(n)  # (n, channels), a new array
+        data = self._read_file(n)  # (channels, n), a new array
         self._position += n
         if plan.gain_linear != 1.0:
             data *= plan.gain_linear
         if self._position >= plan.length_samples:
             self.close()
-        return np.ascontiguousarray(data.T)
+        return data
 
     def _ensure_open(self, lo: int) -> None:
         """Open the file at the clip's first block; a render that starts inside the clip (a
@@ -205,7 +208,7 @@ class ClipReader:
         self._ensure_open(lo)
         count = hi - lo
         first = self._position  # index inside the clip of data[:, 0]
-        data = self._next(count).T  # (channels, count)
+        data = self._next(count)  # (channels, count)
         self._position += count
         fade_from = plan.length_samples - plan.fade_out_samples
         in_fade = (

@@ -465,7 +465,7 @@ def test_region_files_start_at_the_region_timecode(tmp_path):
 def test_append_chunk_refuses_to_pass_4_gib(tmp_path, monkeypatch):
     path = tmp_path / "t.wav"
     sf.write(str(path), np.zeros(10), RATE)
-    monkeypatch.setattr("stemprint.export.bwf._RIFF_LIMIT", 60)
+    monkeypatch.setattr("stemprint.export.bwf.RIFF_LIMIT", 60)
     with pytest.raises(ValueError, match="4 GiB"):
         append_chunk(path, b"iXML", b"x" * 100)
 

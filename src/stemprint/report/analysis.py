@@ -4,9 +4,10 @@ Invariants
 ----------
 * Every file is read once, block by block (:data:`~stemprint.analysis.audio.BLOCK_FRAMES`
   frames), all files in lockstep from sample 0: memory is a few blocks per file whatever the
-  length. Integer PCM is read as int32 and scaled by ``2**-31``, which gives exactly the
-  float64 samples the verification reads; the int32 blocks go unchanged to the audio sinks
-  (lossless embedding).
+  length. Blocks are the float64 samples the verification reads
+  (:class:`~stemprint.planar.PlanarReader`, planar, WAVE PCM decoded from its bytes);
+  integer PCM decodes to multiples of ``2**-31``, so the int32 the audio sinks take (lossless
+  embedding) is the block times ``2**31``, exactly.
 * Waveforms: per channel, the minimum and maximum of each of :data:`WAVE_BINS` equal bins
   (bin ``k`` holds samples ``⌊k·n/B⌋ … ⌊(k+1)·n/B⌋ − 1``; fewer bins when the file is shorter).
 * True-peak marks: the bins where a channel's BS.1770-4 true peak (the meter's own 4×
@@ -47,7 +48,9 @@ from stemprint.analysis.meters import (
     gated_loudness,
     loudness_channel_map,
 )
+from stemprint.audiofile import probe
 from stemprint.errors import AudioFileError
+from stemprint.planar import PlanarReader
 
 from .inputs import Relation, ReportFile, ReportInputs
 
@@ -65,7 +68,7 @@ SPEC_LOW_HZ = 20.0
 """Lowest spectrogram frequency."""
 LOUDNESS_POINTS = 400
 """Points of the running integrated loudness curve."""
-_INT_SCALE = 2.0**-31
+_INT_UNSCALE = 2.0**31
 _INT_SUBTYPES = frozenset({"PCM_S8", "PCM_U8", "PCM_16", "PCM_24", "PCM_32"})
 
 
@@ -429,7 +432,8 @@ class FileAnalyser:
 
 
 class _Reader:
-    """One file read in blocks: int32 for integer PCM, else float64."""
+    """One file read in ``(channels, n)`` float64 blocks (:class:`~stemprint.planar.PlanarReader`:
+    the values the verification reads)."""
 
     def __init__(self, f: ReportFile) -> None:
         self.file = f
@@ -437,17 +441,21 @@ class _Reader:
             str(f.facts.get("format")) == "FLAC"
         )
         try:
-            self.handle = sf.SoundFile(str(f.path))
-        except (sf.LibsndfileError, RuntimeError) as exc:
+            self.handle = PlanarReader(probe(f.path))
+        except (OSError, sf.LibsndfileError, RuntimeError) as exc:
             raise AudioFileError(
                 f"cannot open audio file ({exc})", file=str(f.path), fix="re-export the file"
             ) from exc
 
     def read(self, frames: int) -> np.ndarray:
-        raw: np.ndarray = self.handle.read(
-            frames, dtype="int32" if self.is_int else "float64", always_2d=True
-        )
-        return raw
+        return self.handle.read(frames)
+
+    def sink_frames(self, block: np.ndarray) -> np.ndarray:
+        """``block`` as the sinks take it, ``(n, channels)``: int32 for integer PCM (its
+        samples times ``2**31``, exact: integer PCM decodes to multiples of ``2**-31``)."""
+        if self.is_int:
+            return np.ascontiguousarray((block * _INT_UNSCALE).astype(np.int32).T)
+        return np.ascontiguousarray(block.T)
 
     def close(self) -> None:
         self.handle.close()
@@ -520,10 +528,9 @@ class _Step:
         """The block from ``start``, float64 ``(channels, n)``; ``None`` past the file's end."""
         if start >= self.file.length:
             return None
-        raw = self.reader.read(min(frames, self.file.length - start))
+        block = self.reader.read(min(frames, self.file.length - start))
         if self.sink is not None:
-            self.sink.feed(raw, self.reader.is_int)
-        block = (raw * _INT_SCALE if self.reader.is_int else raw).T
+            self.sink.feed(self.reader.sink_frames(block), self.reader.is_int)
         self.analyser.feed(block)
         return block
 

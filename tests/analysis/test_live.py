@@ -203,6 +203,11 @@ def test_meter_processes_measure_exactly_what_the_thread_measures(tmp_path):
                 live.gating_blocks(keys[4], 6, fold=True).tolist(),
                 live.gating_blocks(keys[3], 1).tolist(),
                 [vars(r.accumulator) for r in live.relations],
+                [
+                    live.hop_energies(k, f.channels).tolist()
+                    for k, f in zip(keys, files, strict=True)
+                ],
+                live.hop_energies(keys[3], 1).tolist(),
             )
         )
         assert all(p._closed for p in live._processes)
@@ -210,6 +215,27 @@ def test_meter_processes_measure_exactly_what_the_thread_measures(tmp_path):
         assert run == runs[0]  # every level, gating block and null number, to the last bit
     assert runs[0][1] is not None and runs[0][2] is not None
     assert runs[0][6][0]["residual_peak"] == 0.0
+    assert [len(h) for h in runs[0][7]] == [150_001 // 4800] * 5  # every complete 100 ms hop
+
+
+def test_live_hops_are_the_report_s_own_loudness_hops(tmp_path):
+    """The report draws the render's hops; reading the file back gives the same values."""
+    from stemprint.analysis.meters import HopEnergies
+
+    files = _surround_files(tmp_path)
+    keys = [str(f.path.resolve()) for f in files]
+    live = LiveMeasurement(files)
+    _feed(live, files, step=7001)
+    rng = np.random.default_rng(5)
+    a = rng.uniform(-0.5, 0.5, (1, 150_001))
+    b = np.tile(rng.uniform(-0.5, 0.5, (1, 150_001)), (2, 1))
+    film = rng.uniform(-0.3, 0.3, (6, 150_001))
+    for key, channels, x in ((keys[2], 1, a), (keys[4], 6, film), (keys[3], 1, b[:1])):
+        read_back = HopEnergies(48000, channels)
+        hops = read_back.feed(x[:, :65536]) + read_back.feed(x[:, 65536:])
+        assert live.hop_energies(key, channels).tolist() == hops  # bit for bit
+    assert live.hop_energies(keys[4], 2) is None  # not measured as stereo
+    assert live.hop_energies(str(tmp_path / "other.wav"), 2) is None
 
 
 @pytest.mark.skipif(not fork_available(), reason="meter processes need os.fork (Linux)")

@@ -36,7 +36,9 @@ Invariants
   pending), so the sums are those of a package written in full.
 * Every meter keeps its BS.1770-4 gating-block energies (:meth:`LiveMeasurement.gating_blocks`),
   all from sample 0: the dialogue-gated (approximation) loudness is computed from them exactly
-  as when reading back.
+  as when reading back. It keeps its 100 ms hop energies too
+  (:meth:`LiveMeasurement.hop_energies`): the report draws the loudness curves from them
+  instead of K-weighting the package again (a reused file has none; the report meters it).
 """
 
 from __future__ import annotations
@@ -211,6 +213,7 @@ class LiveMeasurement:
         self._finished = False
         self._results: dict[tuple[str, str], FileLevels] = {}
         self._remote_blocks: dict[tuple[str, str], np.ndarray] = {}
+        self._remote_hops: dict[tuple[str, str], np.ndarray] = {}
         for key, measured in self.reused.items():
             if not set(self._kinds(key)) <= measured.levels.keys():
                 raise ValueError(f"{key} was not measured as {self._kinds(key)}")
@@ -405,6 +408,7 @@ class LiveMeasurement:
         return {
             "levels": {slot: self._result(*slot) for slot in slots},
             "blocks": {slot: self._meter(*slot).gating_block_energies for slot in slots},
+            "hops": {slot: self._meter(*slot).hop_energies for slot in slots},
         }
 
     def measurement(self, key: str) -> Measurement:
@@ -457,6 +461,7 @@ class LiveMeasurement:
                 results = process.finish()
                 self._results.update(results["levels"])
                 self._remote_blocks.update(results["blocks"])
+                self._remote_hops.update(results["hops"])
         finally:
             self.close()
         self._finished = True
@@ -484,6 +489,18 @@ class LiveMeasurement:
         self.finish()
         kind = ("fold" if key in self.fold_meters else None) if fold else self._kind(key, channels)
         return self._blocks(kind, key) if kind is not None else None
+
+    def hop_energies(self, key: str, channels: int) -> np.ndarray | None:
+        """Weighted energy of every 100 ms hop of one file as on disk with ``channels``
+        channels (:attr:`~.meters.LevelMeter.hop_energies`), or ``None``: not measured that
+        way, or reused (a :class:`Measurement` keeps no hops)."""
+        self.finish()
+        kind = self._kind(key, channels)
+        if kind is None or key in self.reused:
+            return None
+        if (kind, key) in self._remote_hops:
+            return self._remote_hops[(kind, key)]
+        return self._meter(kind, key).hop_energies
 
     def _blocks(self, kind: str, key: str) -> np.ndarray:
         if (kind, key) in self._remote_blocks:

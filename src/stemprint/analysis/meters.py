@@ -2,9 +2,10 @@
 
 One :class:`LevelMeter` per file is fed float64 blocks shaped ``(channels, samples)`` in file
 order; :meth:`LevelMeter.result` returns a :class:`FileLevels`. Memory stays flat: the meter keeps
-a few running sums, an 11-sample true-peak history, a 3 s ring of 100 ms loudness energies, one
-double per 100 ms (the gating blocks of integrated loudness) and one per second (the short-term
-windows of LRA), as libebur128 itself keeps.
+a few running sums, an 11-sample true-peak history, a 3 s ring of 100 ms loudness energies, two
+doubles per 100 ms (the gating blocks of integrated loudness, as libebur128 itself keeps, and the
+hop energies the report draws: 1.4 MB for 10 hours) and one per second (the short-term windows
+of LRA).
 
 Standards
 ---------
@@ -451,6 +452,71 @@ def _windows_peak(columns: Sequence[Float64Array], running: float) -> float:
     return running
 
 
+def hop_frames(sample_rate: int) -> int:
+    """Frames of a 100 ms loudness hop at ``sample_rate`` Hz (whole frames, at least one)."""
+    return max(sample_rate // 10, 1)
+
+
+class HopEnergies:
+    """BS.1770-4 weighted energy of each 100 ms hop of one file, fed block by block.
+
+    The energy of a hop is ``Σ G_i·z_i`` over its samples (K-weighted mean squares ``z_i``,
+    channel weights ``G_i`` of the module header); its loudness is ``−0.691 + 10·log10`` of
+    it. One mono libebur128 state per weighted channel (the LFE has none) in momentary mode:
+    the K-weighting and a 400 ms buffer, nothing summed per block. Each is fed its channel's
+    row as it is: one state for all channels would want frame-interleaved samples (a
+    transposed copy of every block, a fifth of the meter's time). The channel's type carries
+    its weight, so the states' energies add up to the weighted sum of the file.
+
+    Parameters
+    ----------
+    sample_rate
+        Hz; a hop is ``sample_rate // 10`` frames.
+    channels
+        Number of channels.
+    """
+
+    def __init__(self, sample_rate: int, channels: int) -> None:
+        self.states: list[tuple[int, Any]] = []
+        for index, channel_type in enumerate(loudness_channel_map(channels)):
+            if channel_type == _CT.UNUSED:
+                continue
+            state = pyebur128.R128State(1, sample_rate, pyebur128.MeasurementMode.MODE_M)
+            state.set_channel(0, channel_type)
+            self.states.append((index, state))
+        self.hop = hop_frames(sample_rate)
+        """Frames per hop."""
+        self._hop_ms = max(int(round(1000 * self.hop / sample_rate)), 1)
+        self._hop_pos = 0
+
+    def feed(self, block: Float64Array) -> list[float]:
+        """K-weight the next C-contiguous ``(channels, n)`` block; the energies of the hops it
+        completes, in order."""
+        n = block.shape[1]
+        done = 0
+        ended: list[float] = []
+        while done < n:
+            take = min(self.hop - self._hop_pos, n - done)
+            for index, state in self.states:
+                state.add_frames(block[index, done : done + take], take)
+            done += take
+            self._hop_pos += take
+            if self._hop_pos == self.hop:
+                self._hop_pos = 0
+                ended.append(self._hop_energy())
+        return ended
+
+    def _hop_energy(self) -> float:
+        # BS.1770-4: L = -0.691 + 10 log10(sum of weighted channel mean squares); each state
+        # reports its channel's term as a loudness.
+        energy = 0.0
+        for _, state in self.states:
+            lufs = pyebur128.get_loudness_window(state, self._hop_ms)
+            if math.isfinite(lufs):
+                energy += 10.0 ** ((lufs + 0.691) / 10.0)
+        return energy
+
+
 class LevelMeter:
     """Streaming meter of everything in :class:`FileLevels` for one file.
 
@@ -470,29 +536,16 @@ class LevelMeter:
         self.sample_rate = sample_rate
         self.channels = channels
         self.clip_level = min(1.0 - CLIP_EPSILON, full_scale_positive)
-        # One mono state per weighted channel (the LFE has none), in momentary mode: the
-        # K-weighting and a 400 ms buffer, nothing summed per block. Fed each channel's row as
-        # it is: one state for all channels would want frame-interleaved samples (a transposed
-        # copy of every block, a fifth of the meter's time). The channel's type carries its
-        # BS.1770-4 weight, so the states' energies add up to the weighted sum of the file.
-        self._r128: list[tuple[int, Any]] = []
-        for index, channel_type in enumerate(loudness_channel_map(channels)):
-            if channel_type == _CT.UNUSED:
-                continue
-            state = pyebur128.R128State(1, sample_rate, pyebur128.MeasurementMode.MODE_M)
-            state.set_channel(0, channel_type)
-            self._r128.append((index, state))
         # Momentary / short-term loudness: libebur128 only reports the current value, so we poll
-        # the K-weighted energy of each 100 ms sub-block (get_loudness_window) and keep a 3 s
+        # the K-weighted energy of each 100 ms sub-block (:class:`HopEnergies`) and keep a 3 s
         # ring: momentary = mean of the last 4 sub-blocks (400 ms), short-term = last 30 (3 s),
         # both updated every 100 ms as EBU Tech 3341 requires (>= 10 Hz).
-        self._hop = max(sample_rate // 10, 1)
-        self._hop_ms = max(int(round(1000 * self._hop / sample_rate)), 1)
-        self._hop_pos = 0
+        self._hops = HopEnergies(sample_rate, channels)
         self._ring: list[float] = [0.0] * 30
         self._hops_done = 0
         self._max_momentary_energy = -1.0
         self._max_short_energy = -1.0
+        self._hop_energies = array("d")  # energy of every 100 ms hop (the report's curves)
         self._blocks = array("d")  # energy of every 400 ms gating block (one per 100 ms)
         self._short_blocks = array("d")  # LRA: 3 s windows every second, above -70 LUFS
         self._true_peak = TruePeakMeter(channels)
@@ -541,26 +594,11 @@ class LevelMeter:
 
     def _feed_loudness(self, block: Float64Array) -> None:
         """K-weight a C-contiguous ``(channels, n)`` block, 100 ms sub-block by sub-block."""
-        n = block.shape[1]
-        done = 0
-        while done < n:
-            take = min(self._hop - self._hop_pos, n - done)
-            for index, state in self._r128:
-                state.add_frames(block[index, done : done + take], take)
-            done += take
-            self._hop_pos += take
-            if self._hop_pos == self._hop:
-                self._hop_pos = 0
-                self._end_hop()
+        for energy in self._hops.feed(block):
+            self._end_hop(energy)
 
-    def _end_hop(self) -> None:
-        # BS.1770-4: L = -0.691 + 10 log10(sum of weighted channel mean squares); each state
-        # reports its channel's term as a loudness.
-        energy = 0.0
-        for _, state in self._r128:
-            lufs = pyebur128.get_loudness_window(state, self._hop_ms)
-            if math.isfinite(lufs):
-                energy += 10.0 ** ((lufs + 0.691) / 10.0)
+    def _end_hop(self, energy: float) -> None:
+        self._hop_energies.append(energy)
         ring = self._ring
         ring[self._hops_done % 30] = energy
         self._hops_done += 1
@@ -614,6 +652,11 @@ class LevelMeter:
         self._clip_count += 1
         if len(self._clips) < MAX_LISTED_CLIPS:
             self._clips.append(ClippedRun(ch, start, start / self.sample_rate, length))
+
+    @property
+    def hop_energies(self) -> np.ndarray:
+        """Weighted energy of every complete 100 ms hop so far (a copy; :class:`HopEnergies`)."""
+        return np.array(self._hop_energies, dtype=np.float64)
 
     @property
     def gating_block_energies(self) -> np.ndarray:

@@ -66,6 +66,7 @@ if TYPE_CHECKING:
     from stemprint.analysis.live import LiveMeasurement
     from stemprint.analysis.report import VerificationReport
     from stemprint.export.reuse import ReusedFile
+    from stemprint.report.analysis import HopSource
 
 RF64_THRESHOLD_BYTES = 0xFFFFFFFF - 1024 * 1024
 """WAV files whose data would pass this size are written as RF64 (the RIFF size field is 32-bit)."""
@@ -435,7 +436,7 @@ def _write_package(
         from stemprint.report import REPORT_NAME, write_package_report
 
         # Lossless or linked: an Opus copy of a long package costs about what its render did.
-        write_package_report(tmp, manifest, report, audio="lossless")
+        write_package_report(tmp, manifest, report, audio="lossless", hops=_live_hops(live))
         manifest["report"] = REPORT_NAME
         _write_json(tmp / "manifest.json", manifest)
     if keys and job.renderer.cache is not None:
@@ -748,6 +749,13 @@ def _import_entry(report: dict[str, Any]) -> dict[str, Any]:
 
 def _write_json(path: Path, data: dict[str, Any]) -> None:
     path.write_text(json.dumps(data, indent=2) + "\n", "utf-8")
+
+
+def _live_hops(live: LiveMeasurement | None) -> HopSource | None:
+    """The live meters' loudness hops by ``(path, channels)``, for the report."""
+    if live is None:
+        return None
+    return lambda path, channels: live.hop_energies(str(path.resolve()), channels)
 
 
 def _verify(

@@ -28,11 +28,14 @@ import os
 import tempfile
 import threading
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from stemprint.errors import InputError
 
 from .embed import AUDIO_MODES, EMBED_CAP_BYTES
+
+if TYPE_CHECKING:
+    from .analysis import HopSource
 
 __all__ = ["AUDIO_MODES", "EMBED_CAP_BYTES", "REPORT_NAME", "write_package_report"]
 
@@ -48,6 +51,7 @@ def write_package_report(
     audio: str = "embed",
     *,
     cap_bytes: int = EMBED_CAP_BYTES,
+    hops: HopSource | None = None,
 ) -> Path:
     """Write the report of ``package`` (default ``package/report.html``); return its path.
 
@@ -70,6 +74,10 @@ def write_package_report(
         player).
     cap_bytes
         Largest embedded audio (base64 bytes) before the fallback.
+    hops
+        The loudness hops the verification already measured, by ``(path, channels)``
+        (``stemprint render`` passes its live meters'): the loudness curves are drawn from
+        them, the same values, instead of K-weighting those files again.
 
     Raises
     ------
@@ -89,7 +97,8 @@ def write_package_report(
             "not a package folder", file=str(package), fix="give the folder `render` wrote"
         )
     target = Path(out) if out is not None else package / REPORT_NAME
-    return _write(target, build_report(package, manifest, verification, target, audio, cap_bytes))
+    text = build_report(package, manifest, verification, target, audio, cap_bytes, hops)
+    return _write(target, text)
 
 
 def _from_archive(archive: Path, out: Path | None, audio: str, cap_bytes: int) -> Path:
@@ -114,6 +123,7 @@ def build_report(
     out: Path,
     audio: str = "embed",
     cap_bytes: int = EMBED_CAP_BYTES,
+    hops: HopSource | None = None,
 ) -> str:
     """The report's HTML (see :func:`write_package_report`)."""
     from .analysis import analyse
@@ -126,7 +136,7 @@ def build_report(
     inputs = gather(package, manifest, verification)
     plan = plan_audio(inputs, audio, out, cap_bytes)
     try:
-        analysis = analyse(inputs, plan.sinks)
+        analysis = analyse(inputs, plan.sinks, hops=hops)
         player = finish_audio(plan, out, cap_bytes)
     finally:
         plan.cancel()

@@ -14,9 +14,10 @@ Invariants
   interpolation filter) reaches :data:`TRUE_PEAK_MARK_DBTP`; windows that cannot reach it are
   skipped by the filter's L1 bound, as in the meter, and so are the channels whose true peak
   in the verification stays 0.01 dB or more below it, so the marks are exact.
-* Loudness over time: the K-weighted energy of every 100 ms hop (libebur128, the meter's
-  channel weights), momentary = mean of 4 hops, short-term = mean of 30, integrated = the
-  BS.1770-4 gated loudness of the gating blocks so far; ``NaN`` before a window is full.
+* Loudness over time: the weighted energy of every 100 ms hop, as the meter computes it
+  (:class:`~stemprint.analysis.meters.HopEnergies`), momentary = mean of 4 hops, short-term =
+  mean of 30, integrated = the BS.1770-4 gated loudness of the gating blocks so far; ``NaN``
+  before a window is full.
 * Spectrogram: the mean of the channels, Hann windows of about 85 ms, :data:`SPEC_COLUMNS`
   columns of one to :data:`SPEC_WINDOWS` windows each (as many as fit), power in dB re a
   full-scale sine on
@@ -30,13 +31,13 @@ from __future__ import annotations
 
 import math
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Protocol
 
 import numpy as np
-import pyebur128
 import soundfile as sf
 from numpy.lib.stride_tricks import sliding_window_view
 
@@ -45,8 +46,9 @@ from stemprint.analysis.meters import (
     _KERNEL,
     _KERNEL_L1,
     _TAPS,
+    HopEnergies,
     gated_loudness,
-    loudness_channel_map,
+    hop_frames,
 )
 from stemprint.audiofile import probe
 from stemprint.errors import AudioFileError
@@ -70,6 +72,11 @@ LOUDNESS_POINTS = 400
 """Points of the running integrated loudness curve."""
 _INT_UNSCALE = 2.0**31
 _INT_SUBTYPES = frozenset({"PCM_S8", "PCM_U8", "PCM_16", "PCM_24", "PCM_32"})
+
+
+HopSource = Callable[[Path, int], np.ndarray | None]
+"""The 100 ms hop energies already measured of a file (``(path, channels)`` as on disk), as
+:attr:`~stemprint.analysis.meters.LevelMeter.hop_energies` gives them, or ``None``."""
 
 
 class AudioSink(Protocol):
@@ -341,30 +348,16 @@ def band_means(power: np.ndarray, edges: np.ndarray) -> np.ndarray:
 class LoudnessTrack:
     """Momentary, short-term and running integrated loudness of one file (module header)."""
 
-    def __init__(self, sample_rate: int, channels: int) -> None:
-        self.state = pyebur128.R128State(channels, sample_rate, pyebur128.MeasurementMode.MODE_S)
-        for index, kind in enumerate(loudness_channel_map(channels)):
-            self.state.set_channel(index, kind)
-        self.hop = max(sample_rate // 10, 1)
-        self.hop_ms = max(int(round(1000 * self.hop / sample_rate)), 1)
-        self.hop_seconds = self.hop / sample_rate
-        self.hop_pos = 0
-        self.energies: list[float] = []
-        self.channels = channels
+    def __init__(self, sample_rate: int, channels: int, measured: np.ndarray | None = None) -> None:
+        self.hop_seconds = hop_frames(sample_rate) / sample_rate
+        # Hops the verification's meter already measured are taken as they are.
+        self.hops = HopEnergies(sample_rate, channels) if measured is None else None
+        self.energies: list[float] = [] if measured is None else measured.tolist()
 
     def feed(self, block: np.ndarray) -> None:
         """Add the next block ``(channels, n)``."""
-        inter = np.ascontiguousarray(block.T).reshape(-1)
-        n, ch, done = block.shape[1], self.channels, 0
-        while done < n:
-            take = min(self.hop - self.hop_pos, n - done)
-            self.state.add_frames(inter[done * ch : (done + take) * ch], take)
-            done += take
-            self.hop_pos += take
-            if self.hop_pos == self.hop:
-                self.hop_pos = 0
-                lufs = pyebur128.get_loudness_window(self.state, self.hop_ms)
-                self.energies.append(10.0 ** ((lufs + 0.691) / 10.0) if math.isfinite(lufs) else 0)
+        if self.hops is not None:
+            self.energies.extend(self.hops.feed(np.ascontiguousarray(block)))
 
     def result(self) -> tuple[np.ndarray, np.ndarray, tuple[np.ndarray, np.ndarray]]:
         """Momentary and short-term per hop, and the running integrated ``(times, LUFS)``."""
@@ -407,12 +400,12 @@ def _channel_mean(block: np.ndarray) -> np.ndarray:
 class FileAnalyser:
     """Everything drawn for one file, fed block by block."""
 
-    def __init__(self, f: ReportFile) -> None:
+    def __init__(self, f: ReportFile, hops: np.ndarray | None = None) -> None:
         self.waves = BinExtremes(f.length, WAVE_BINS, f.channels)
         peaks = (f.facts.get("levels") or {}).get("true_peak_dbtp_per_channel")
         self.marks = TruePeakMarks(self.waves, f.channels, TRUE_PEAK_MARK_DBTP, peaks)
         self.spectrogram = Spectrogram(f.length, f.sample_rate)
-        self.loudness = LoudnessTrack(f.sample_rate, f.channels)
+        self.loudness = LoudnessTrack(f.sample_rate, f.channels, hops)
 
     def feed(self, block: np.ndarray) -> None:
         """Add the next block ``(channels, n)`` (float64)."""
@@ -469,6 +462,7 @@ def analyse(
     inputs: ReportInputs,
     sinks: Mapping[str, AudioSink] | None = None,
     block_frames: int = BLOCK_FRAMES,
+    hops: HopSource | None = None,
 ) -> Analysis:
     """Read every file once, in lockstep, and compute the curves and residuals.
 
@@ -480,10 +474,14 @@ def analyse(
         Receivers of the samples of some files (by label), for embedding.
     block_frames
         Frames per block.
+    hops
+        Loudness hops already measured (the render's own verification): those files are not
+        K-weighted again.
     """
     files = [f for f in inputs.files if f.path.is_file()]
     readers = {f.label: _Reader(f) for f in files}
-    analysers = {f.label: FileAnalyser(f) for f in files}
+    analysers = {f.label: FileAnalyser(f, hops(f.path, f.channels) if hops else None)
+                 for f in files}  # fmt: skip
     residuals = _residual_plans(inputs.relations, {f.label: f for f in files})
     steps = [_Step(f, readers[f.label], analysers[f.label], (sinks or {}).get(f.label))
              for f in files]  # fmt: skip

@@ -156,14 +156,39 @@ def build_report(
 
 
 def _file_figures(inputs: Any, analysis: Any) -> dict[str, str]:
+    """Every file's figure by label, in the order of the files.
+
+    matplotlib holds the GIL, so with two or more CPUs a forked helper draws every other file
+    while this process draws the rest: a file's SVG depends only on its curves, so the page
+    is the same bytes either way. If the helper dies, its share is drawn here.
+    """
+    from stemprint.render.workers import fork_available, fork_serving, kill_and_reap
+
+    jobs = [(f, analysis.files[f.label]) for f in inputs.files if f.label in analysis.files]
+    if len(jobs) < 2 or (os.cpu_count() or 1) < 2 or not fork_available():
+        return dict(_draw_figures(jobs))
+    ours, theirs = jobs[0::2], jobs[1::2]
+    pid, conn = fork_serving(lambda helper: helper.send(_draw_figures(theirs)))
+    try:
+        drawn = _draw_figures(ours)
+        try:
+            drawn += conn.recv()
+        except (EOFError, OSError):
+            drawn += _draw_figures(theirs)
+    finally:
+        conn.close()
+        kill_and_reap(pid)
+    found = dict(drawn)
+    return {f.label: found[f.label] for f, _ in jobs}
+
+
+def _draw_figures(jobs: list[tuple[Any, Any]]) -> list[tuple[str, str]]:
+    """``(label, figure markup)`` of each ``(file, curves)``, drawn on one plotter."""
     from .plots import FilePlotter
 
     plotter = FilePlotter()
-    figures = {}
-    for f in inputs.files:
-        curves = analysis.files.get(f.label)
-        if curves is None:
-            continue
+    figures = []
+    for f, curves in jobs:
         levels = f.facts.get("levels") or {}
         marked = any(m.size for m in curves.marks)
         note = (
@@ -172,10 +197,11 @@ def _file_figures(inputs: Any, analysis: Any) -> dict[str, str]:
             if marked
             else '<p class="note">The true peak stays below -1 dBTP everywhere.</p>'
         )
-        figures[f.label] = note + plotter.draw(
+        svg = plotter.draw(
             curves, f.channel_names, f.sample_rate, f.length, f.colour,
             levels.get("loudness_lufs"), f"f{f.index}",
         )  # fmt: skip
+        figures.append((f.label, note + svg))
     return figures
 
 

@@ -82,7 +82,7 @@ _FREQ_TICKS = (50, 100, 200, 500, 1000, 2000, 5000, 10000)
 #: Path data (``d="…"``) and the digits past the first decimal in it: coordinates are kept
 #: to 0.1 pt (0.15 px at 1200 px wide), which halves the waveforms.
 _PATH_DATA = re.compile(r'\sd="[^"]*"')
-_DECIMALS = re.compile(r"(\.\d)\d+")
+_DECIMALS = re.compile(r"(?<=\.\d)\d+")  # deleted: no replacement template to expand
 
 
 def _time_formatter(total_seconds: float) -> FuncFormatter:
@@ -108,7 +108,7 @@ def svg_of(fig: Figure, prefix: str) -> str:
     text = re.sub(r"\s*<metadata>.*?</metadata>", "", text, flags=re.S)
     text = re.sub(r"\s*<style[^>]*>.*?</style>", "", text, flags=re.S)
     text = re.sub(r'\swidth="[\d.]+pt" height="[\d.]+pt"', ' class="plot"', text, count=1)
-    text = _PATH_DATA.sub(lambda m: _DECIMALS.sub(r"\1", m.group(0)).replace(" \n", " "), text)
+    text = _PATH_DATA.sub(lambda m: _DECIMALS.sub("", m.group(0)).replace(" \n", " "), text)
     text = re.sub(r'id="([^"]+)"', lambda m: f'id="{prefix}-{m.group(1)}"', text)
     text = re.sub(r"url\(#([^)]+)\)", lambda m: f"url(#{prefix}-{m.group(1)})", text)
     return re.sub(r'href="#([^"]+)"', lambda m: f'href="#{prefix}-{m.group(1)}"', text)

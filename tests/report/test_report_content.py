@@ -246,28 +246,21 @@ def test_lossless_through_the_cli_embeds_flac_that_fits(tmp_path: Path) -> None:
     assert np.array_equal(decoded, original)  # lossless: the file's own samples
 
 
-def test_figures_drawn_in_a_helper_are_the_bytes_drawn_here(tmp_path: Path, monkeypatch) -> None:
-    """Half the figures come from a forked helper; the page is the same without it, and when
-    the helper dies its share is drawn here."""
+def test_figures_drawn_in_helpers_are_the_bytes_drawn_here(tmp_path: Path, monkeypatch) -> None:
+    """The figures come from forked helpers; the page is the same without them, and when a
+    helper dies its share is drawn here."""
     import os
 
-    import stemprint.render.workers as workers
-    from stemprint.report import _file_figures
-    from stemprint.report.analysis import analyse
-    from stemprint.report.inputs import gather
+    import stemprint.report.figures as figures
 
     package = write_bare_package(tmp_path / "p", seconds=1.5)
-    inputs = gather(package, None, None)
-    analysis = analyse(inputs)
     monkeypatch.setattr(os, "cpu_count", lambda: 2)
-    forked = _file_figures(inputs, analysis)
-    monkeypatch.setattr(workers, "fork_available", lambda: False)
-    alone = _file_figures(inputs, analysis)
-    monkeypatch.undo()
-    monkeypatch.setattr(os, "cpu_count", lambda: 2)
-    real_fork = workers.fork_serving
-    monkeypatch.setattr(workers, "fork_serving", lambda serve: real_fork(lambda c: os._exit(1)))
-    orphaned = _file_figures(inputs, analysis)
-    assert list(forked) == [f.label for f in inputs.files] == list(alone) == list(orphaned)
-    assert forked == alone == orphaned
-    assert all("<svg" in figure for figure in forked.values())
+    pages = [write_package_report(package, None, None, tmp_path / "helpers.html").read_bytes()]
+    with monkeypatch.context() as patch:
+        patch.setattr(figures, "fork_available", lambda: False)
+        pages.append(write_package_report(package, None, None, tmp_path / "here.html").read_bytes())
+    real_fork = figures.fork_serving
+    monkeypatch.setattr(figures, "fork_serving", lambda serve: real_fork(lambda c: os._exit(1)))
+    pages.append(write_package_report(package, None, None, tmp_path / "dead.html").read_bytes())
+    assert pages[0] == pages[1] == pages[2]
+    assert pages[0].count(b"<svg") >= 5  # 4 files and the residuals

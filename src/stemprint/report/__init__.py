@@ -16,17 +16,16 @@ Invariants
   never sees half a page.
 
 Modules: :mod:`.inputs` (what the page is built from), :mod:`.analysis` (the audio pass),
-:mod:`.embed` (the player's audio), :mod:`.plots` (matplotlib), :mod:`.png`,
+:mod:`.embed` (the player's audio), :mod:`.plots` (matplotlib), :mod:`.figures` (the
+helper processes that draw them), :mod:`.png`,
 :mod:`.routing` (the diagram), :mod:`.player` and :mod:`.assets` (player markup, CSS and
 script), :mod:`.html` (the page).
 """
 
 from __future__ import annotations
 
-import importlib
 import os
 import tempfile
-import threading
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -36,6 +35,7 @@ from .embed import AUDIO_MODES, EMBED_CAP_BYTES
 
 if TYPE_CHECKING:
     from .analysis import HopSource
+    from .figures import FigureHelpers
 
 __all__ = ["AUDIO_MODES", "EMBED_CAP_BYTES", "REPORT_NAME", "write_package_report"]
 
@@ -128,81 +128,58 @@ def build_report(
     """The report's HTML (see :func:`write_package_report`)."""
     from .analysis import analyse
     from .embed import finish_audio, plan_audio
+    from .figures import FigureHelpers
     from .inputs import gather
 
-    # matplotlib takes about half a second to import: let a thread do it during the pass.
-    warm = threading.Thread(target=importlib.import_module, args=(f"{__name__}.html",))
-    warm.start()
-    inputs = gather(package, manifest, verification)
-    plan = plan_audio(inputs, audio, out, cap_bytes)
+    helpers = FigureHelpers()  # forked before the pass: they import matplotlib meanwhile
     try:
-        analysis = analyse(inputs, plan.sinks, hops=hops)
-        player = finish_audio(plan, out, cap_bytes)
+        inputs = gather(package, manifest, verification)
+        plan = plan_audio(inputs, audio, out, cap_bytes)
+        try:
+            analysis = analyse(inputs, plan.sinks, hops=hops)
+            player = finish_audio(plan, out, cap_bytes)
+        finally:
+            plan.cancel()
+        figures, residuals = _figures(helpers, inputs, analysis)
     finally:
-        plan.cancel()
-    warm.join()
+        helpers.close()
     from .html import page
-    from .plots import residual_figure
     from .routing import routing_svg
 
-    figures = _file_figures(inputs, analysis)
-    residuals = None
-    if analysis.residuals:
-        threshold = float(inputs.verification.get("null_threshold_dbfs") or -60.0)
-        curves = [analysis.residuals[k] for k in sorted(analysis.residuals)]
-        residuals = residual_figure(curves, inputs.sample_rate, threshold, "residual")
     routing = routing_svg(inputs.files, inputs.manifest)
     return page(inputs, analysis, player, figures, residuals, routing)
 
 
-def _file_figures(inputs: Any, analysis: Any) -> dict[str, str]:
-    """Every file's figure by label, in the order of the files.
-
-    matplotlib holds the GIL, so with two or more CPUs a forked helper draws every other file
-    while this process draws the rest: a file's SVG depends only on its curves, so the page
-    is the same bytes either way. If the helper dies, its share is drawn here.
-    """
-    from stemprint.render.workers import fork_available, fork_serving, kill_and_reap
-
-    jobs = [(f, analysis.files[f.label]) for f in inputs.files if f.label in analysis.files]
-    if len(jobs) < 2 or (os.cpu_count() or 1) < 2 or not fork_available():
-        return dict(_draw_figures(jobs))
-    ours, theirs = jobs[0::2], jobs[1::2]
-    pid, conn = fork_serving(lambda helper: helper.send(_draw_figures(theirs)))
-    try:
-        drawn = _draw_figures(ours)
-        try:
-            drawn += conn.recv()
-        except (EOFError, OSError):
-            drawn += _draw_figures(theirs)
-    finally:
-        conn.close()
-        kill_and_reap(pid)
-    found = dict(drawn)
-    return {f.label: found[f.label] for f, _ in jobs}
+def _figures(
+    helpers: FigureHelpers, inputs: Any, analysis: Any
+) -> tuple[dict[str, str], str | None]:
+    """Every file's figure by label (in file order, after its true-peak note) and the
+    residual figure (``None`` without residuals)."""
+    files = [(f, analysis.files[f.label]) for f in inputs.files if f.label in analysis.files]
+    jobs: list[tuple[str, tuple[Any, ...]]] = [
+        ("file", (curves, f.channel_names, f.sample_rate, f.length, f.colour,
+                  (f.facts.get("levels") or {}).get("loudness_lufs"), f"f{f.index}"))
+        for f, curves in files
+    ]  # fmt: skip
+    if analysis.residuals:
+        threshold = float(inputs.verification.get("null_threshold_dbfs") or -60.0)
+        curves = [analysis.residuals[k] for k in sorted(analysis.residuals)]
+        jobs.append(("residual", (curves, inputs.sample_rate, threshold, "residual")))
+    drawn = helpers.draw(jobs)
+    figures = {
+        f.label: _peak_note(any(m.size for m in curves.marks)) + svg
+        for (f, curves), svg in zip(files, drawn, strict=False)
+    }
+    return figures, drawn[len(files)] if analysis.residuals else None
 
 
-def _draw_figures(jobs: list[tuple[Any, Any]]) -> list[tuple[str, str]]:
-    """``(label, figure markup)`` of each ``(file, curves)``, drawn on one plotter."""
-    from .plots import FilePlotter
-
-    plotter = FilePlotter()
-    figures = []
-    for f, curves in jobs:
-        levels = f.facts.get("levels") or {}
-        marked = any(m.size for m in curves.marks)
-        note = (
+def _peak_note(marked: bool) -> str:
+    if marked:
+        return (
             '<p class="note"><span class="red">▼</span> marks where the true peak reaches '
             "-1 dBTP.</p>"
-            if marked
-            else '<p class="note">The true peak stays below -1 dBTP everywhere.</p>'
         )
-        svg = plotter.draw(
-            curves, f.channel_names, f.sample_rate, f.length, f.colour,
-            levels.get("loudness_lufs"), f"f{f.index}",
-        )  # fmt: skip
-        figures.append((f.label, note + svg))
-    return figures
+    return '<p class="note">The true peak stays below -1 dBTP everywhere.</p>'
 
 
 def _write(target: Path, text: str) -> Path:

@@ -21,9 +21,8 @@ from .analysis import Analysis
 from .assets import CSS, PLAYER_JS
 from .embed import PlayerAudio
 from .inputs import ReportFile, ReportInputs
-from .markup import esc, num, peak_class, swatch, text
+from .markup import LOUDNESS_COLOURS, esc, num, peak_class, swatch, text
 from .player import audio_elements, player_section
-from .plots import LOUDNESS_COLOURS
 from .routing import stems_of
 
 

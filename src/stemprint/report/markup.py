@@ -18,6 +18,9 @@ from typing import Any
 
 NONE_TEXT = "–"
 """What a JSON ``null`` (``-inf``, not applicable) reads as on the page."""
+LOUDNESS_COLOURS = ("#9fb4c9", "#1f4e79", "#e07b00")
+"""Momentary, short-term and integrated loudness lines (the plots draw them, the page's legend
+names them)."""
 
 
 def esc(value: object) -> str:

@@ -35,6 +35,7 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import FuncFormatter, MaxNLocator, NullLocator
 
 from .analysis import SPEC_LOW_HZ, FileCurves, ResidualCurve
+from .markup import LOUDNESS_COLOURS
 from .png import palette_png
 
 FLOOR_DBFS = -160.0
@@ -47,8 +48,6 @@ SPEC_LEVELS = 64
 """Colours of a spectrogram (about 1.6 dB each; fewer levels compress better)."""
 MARK_COLOUR = "#d62020"
 """Colour of the true-peak marks and thresholds."""
-LOUDNESS_COLOURS = ("#9fb4c9", "#1f4e79", "#e07b00")
-"""Momentary, short-term and integrated loudness lines (the page's legend names them)."""
 _RC: dict[Any, Any] = {
     "svg.hashsalt": "stemprint-report",
     "svg.fonttype": "none",

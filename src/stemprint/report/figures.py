@@ -1,0 +1,89 @@
+"""The report's figures, drawn in forked helper processes while the audio pass runs.
+
+Invariants
+----------
+* A figure depends only on its own curves (:mod:`.plots`), so where it is drawn changes no
+  byte of the page (tested with helpers, without, and with a helper that dies).
+* :class:`FigureHelpers` forks up to :data:`HELPERS` helpers before the audio pass. Each
+  imports matplotlib at once (about half a second of Python: on a thread it held the GIL
+  the pass's own threads wait for), then draws every ``n``-th figure of the list it is
+  given, in order, on one plotter. This process imports matplotlib only when it draws
+  itself: without ``os.fork``, with one CPU, or the share of a helper that died.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Sequence
+from multiprocessing.connection import Connection
+from typing import Any
+
+from stemprint.render.workers import fork_available, fork_serving, kill_and_reap
+
+HELPERS = 2
+"""Most helper processes (one per CPU up to this)."""
+
+Job = tuple[str, tuple[Any, ...]]
+"""``("file", FilePlotter.draw arguments)`` or ``("residual", residual_figure arguments)``."""
+
+
+class FigureHelpers:
+    """Helpers forked now, ready to draw figures later (see the module header)."""
+
+    def __init__(self) -> None:
+        count = min(HELPERS, os.cpu_count() or 1) if fork_available() else 0
+        self._helpers = [fork_serving(_serve) for _ in range(count if count > 1 else 0)]
+
+    def draw(self, jobs: Sequence[Job]) -> list[str]:
+        """The markup of every job, in order; the helpers are used up."""
+        if not self._helpers:
+            return draw_jobs(jobs)
+        count = len(self._helpers)
+        shares = [list(jobs[k::count]) for k in range(count)]
+        sent = [_send(conn, share) for (_, conn), share in zip(self._helpers, shares, strict=True)]
+        drawn = [
+            _receive(conn, share) if ok else draw_jobs(share)
+            for (_, conn), share, ok in zip(self._helpers, shares, sent, strict=True)
+        ]
+        out: list[str] = [""] * len(jobs)
+        for k, markup in enumerate(drawn):
+            out[k::count] = markup
+        return out
+
+    def close(self) -> None:
+        """Stop and reap every helper (idempotent)."""
+        for pid, conn in self._helpers:
+            conn.close()
+            kill_and_reap(pid)
+        self._helpers = []
+
+
+def draw_jobs(jobs: Sequence[Job]) -> list[str]:
+    """Draw ``jobs`` here, in order, on one plotter."""
+    from .plots import FilePlotter, residual_figure
+
+    plotter = FilePlotter()
+    draw: dict[str, Callable[..., str]] = {"file": plotter.draw, "residual": residual_figure}
+    return [draw[kind](*args) for kind, args in jobs]
+
+
+def _serve(conn: Connection) -> None:
+    from . import plots  # noqa: F401 - importing matplotlib now, while the pass runs, is the point
+
+    conn.send(draw_jobs(conn.recv()))
+
+
+def _send(conn: Connection, share: list[Job]) -> bool:
+    try:
+        conn.send(share)
+    except OSError:  # the helper died
+        return False
+    return True
+
+
+def _receive(conn: Connection, share: list[Job]) -> list[str]:
+    try:
+        drawn: list[str] = conn.recv()
+    except (EOFError, OSError):  # the helper died: its share is drawn here, the same bytes
+        return draw_jobs(share)
+    return drawn

@@ -248,8 +248,9 @@ def test_lossless_through_the_cli_embeds_flac_that_fits(tmp_path: Path) -> None:
 
 def test_figures_drawn_in_helpers_are_the_bytes_drawn_here(tmp_path: Path, monkeypatch) -> None:
     """The figures come from forked helpers; the page is the same without them, and when a
-    helper dies its share is drawn here."""
+    helper dies or does not answer its share is drawn here."""
     import os
+    import time
 
     import stemprint.report.figures as figures
 
@@ -262,5 +263,8 @@ def test_figures_drawn_in_helpers_are_the_bytes_drawn_here(tmp_path: Path, monke
     real_fork = figures.fork_serving
     monkeypatch.setattr(figures, "fork_serving", lambda serve: real_fork(lambda c: os._exit(1)))
     pages.append(write_package_report(package, None, None, tmp_path / "dead.html").read_bytes())
-    assert pages[0] == pages[1] == pages[2]
+    monkeypatch.setattr(figures, "WAIT_SECONDS", 0.2)
+    monkeypatch.setattr(figures, "fork_serving", lambda serve: real_fork(lambda c: time.sleep(60)))
+    pages.append(write_package_report(package, None, None, tmp_path / "hung.html").read_bytes())
+    assert pages[0] == pages[1] == pages[2] == pages[3]
     assert pages[0].count(b"<svg") >= 5  # 4 files and the residuals

@@ -3,12 +3,13 @@
 Invariants
 ----------
 * A figure depends only on its own curves (:mod:`.plots`), so where it is drawn changes no
-  byte of the page (tested with helpers, without, and with a helper that dies).
+  byte of the page (tested with helpers, without, and with a helper that dies or hangs).
 * :class:`FigureHelpers` forks up to :data:`HELPERS` helpers before the audio pass. Each
   imports matplotlib at once (about half a second of Python: on a thread it held the GIL
   the pass's own threads wait for), then draws every ``n``-th figure of the list it is
   given, in order, on one plotter. This process imports matplotlib only when it draws
-  itself: without ``os.fork``, with one CPU, or the share of a helper that died.
+  itself: without ``os.fork``, with one CPU, or the share of a helper that died or did not
+  answer in time (:data:`WAIT_SECONDS`).
 """
 
 from __future__ import annotations
@@ -22,6 +23,12 @@ from stemprint.render.workers import fork_available, fork_serving, kill_and_reap
 
 HELPERS = 2
 """Most helper processes (one per CPU up to this)."""
+WAIT_SECONDS = 30.0
+"""How long a helper may take to import matplotlib before its share is drawn here instead (a
+forked process can hang on an import lock another thread held at the fork)."""
+WAIT_PER_FIGURE = 5.0
+"""Seconds a ready helper may take per figure before its share is drawn here instead."""
+_READY = "ready"
 
 Job = tuple[str, tuple[Any, ...]]
 """``("file", FilePlotter.draw arguments)`` or ``("residual", residual_figure arguments)``."""
@@ -68,22 +75,32 @@ def draw_jobs(jobs: Sequence[Job]) -> list[str]:
 
 
 def _serve(conn: Connection) -> None:
-    from . import plots  # noqa: F401 - importing matplotlib now, while the pass runs, is the point
+    # Importing matplotlib (and the SVG backend savefig would load) now, while the pass runs,
+    # is the point; "ready" says no import is left that could hang.
+    import matplotlib.backends.backend_svg  # noqa: F401
 
+    from . import plots  # noqa: F401
+
+    conn.send(_READY)
     conn.send(draw_jobs(conn.recv()))
 
 
 def _send(conn: Connection, share: list[Job]) -> bool:
+    """Hand ``share`` to a helper once it is ready; ``False`` when it died or never was."""
     try:
+        if not (conn.poll(WAIT_SECONDS) and conn.recv() == _READY):
+            return False
         conn.send(share)
-    except OSError:  # the helper died
+    except (EOFError, OSError):
         return False
     return True
 
 
 def _receive(conn: Connection, share: list[Job]) -> list[str]:
     try:
-        drawn: list[str] = conn.recv()
-    except (EOFError, OSError):  # the helper died: its share is drawn here, the same bytes
-        return draw_jobs(share)
-    return drawn
+        if conn.poll(WAIT_PER_FIGURE * len(share)):
+            drawn: list[str] = conn.recv()
+            return drawn
+    except (EOFError, OSError):
+        pass
+    return draw_jobs(share)  # the helper died or hangs: its share is drawn here, the same bytes

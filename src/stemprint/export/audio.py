@@ -33,6 +33,7 @@ from stemprint.export.bwf import (
     finish_file,
     write_bext,
 )
+from stemprint.export.write_buffer import WriteBuffer
 from stemprint.units import amplitude_to_db
 
 if TYPE_CHECKING:
@@ -176,9 +177,13 @@ class AudioWriter:
             # "5.1"); plain WAV would carry no mask above two channels.
             container = "WAVEX"
         self.container = container
+        resampling = (render_sample_rate or sample_rate) != sample_rate
+        # libsndfile's own file handle where the end may be cut (it can truncate), else the
+        # buffered one (export.write_buffer): the same bytes in fewer, larger writes.
+        self._buffer = None if resampling else WriteBuffer(path)
         try:
             self._file = sf.SoundFile(
-                str(path),
+                str(path) if self._buffer is None else self._buffer,
                 mode="w",
                 samplerate=sample_rate,
                 channels=channels,
@@ -188,6 +193,9 @@ class AudioWriter:
         except Exception as exc:  # noqa: BLE001 - libsndfile refuses some format combinations
             from stemprint.errors import InputError
 
+            if self._buffer is not None:
+                self._buffer.close()
+                path.unlink(missing_ok=True)
             raise InputError(
                 f"cannot write {container} with {self.subtype}: {exc}",
                 field="delivery.format / --bit-depth",
@@ -201,7 +209,7 @@ class AudioWriter:
             try:
                 write_bext(self._file, self.bwf, sample_rate, self.bits)
             except BaseException:
-                self._file.close()
+                self._close_file()
                 raise
         self.sample_rate = sample_rate
         self.render_sample_rate = render_sample_rate or sample_rate
@@ -294,7 +302,7 @@ class AudioWriter:
         self._head_written = True
         # Silent frames where the head goes; written through libsndfile unscaled so they do not
         # count in the statistics, and overwritten by the head at close.
-        self._file.write(np.zeros((self._head.shape[1], self.channels), np.float32))
+        self._write(np.zeros((self._head.shape[1], self.channels), np.float32))
 
     @property
     def _head_size(self) -> int:
@@ -330,7 +338,7 @@ class AudioWriter:
         stats.frames += frames
         if self.float_format:
             as_float32 = np.ascontiguousarray(block.T, dtype=np.float32)
-            self._file.write(as_float32)
+            self._write(as_float32)
             if self.monitor is not None:
                 self.monitor(as_float32.T.astype(np.float64))
             return
@@ -356,17 +364,45 @@ class AudioWriter:
         np.copyto(interleaved, q.T, casting="unsafe")  # exact: q holds integers in range
         if self.bits == 24:
             interleaved <<= 8  # libsndfile takes the top 24 bits of an int32 for PCM_24
-        self._file.write(interleaved)
+        self._write(interleaved)
         if self.monitor is not None:
             # Exactly what a reader decodes: libsndfile reads PCM as integer / full scale.
             self.monitor(q / scale)
+
+    def _write(self, frames: np.ndarray) -> None:
+        """Hand ``frames`` ``(n, channels)`` to libsndfile; a failed write raises its OSError."""
+        try:
+            self._file.write(frames)
+        except (AssertionError, RuntimeError):  # soundfile asserts every frame was written
+            if self._buffer is not None:
+                self._buffer.raise_error()
+            raise
+        if self._buffer is not None:
+            self._buffer.raise_error()
+
+    def _close_file(self) -> None:
+        """Close libsndfile's file (it writes the header) and then the buffer under it."""
+        try:
+            self._file.close()
+        except RuntimeError:
+            if self._buffer is not None:
+                self._buffer.close()  # raises the write error behind libsndfile's
+            raise
+        if self._buffer is not None:
+            self._buffer.close()
 
     def close_quietly(self) -> None:
         """Close after a failure elsewhere, never raising (the file is about to be removed)."""
         try:
             self.close()
-        except Exception:  # noqa: BLE001, S110 - best effort while failing
-            pass
+        except Exception:  # noqa: BLE001 - best effort while failing
+            # libsndfile's file first: closing it writes through the buffer.
+            closers = [self._file.close] + ([self._buffer.close] if self._buffer else [])
+            for close in closers:
+                try:
+                    close()
+                except Exception:  # noqa: BLE001, S110 - best effort while failing
+                    pass
 
     def close(self) -> None:
         """Write what is pending (up to the length set), flush the resampler, finish the file."""
@@ -392,7 +428,7 @@ class AudioWriter:
             self._emit(self._head)
             self._file.seek(end)
             self._head = None
-        self._file.close()
+        self._close_file()
         if self._identical and self._frames_out:
             self._rewrite_mono()
         if self.container in ("WAVEX", "RF64") and self.channels > 2:

@@ -35,7 +35,7 @@ from .embed import AUDIO_MODES, EMBED_CAP_BYTES
 
 if TYPE_CHECKING:
     from .analysis import HopSource
-    from .figures import FigureHelpers
+    from .figures import FigureHelpers, Job
 
 __all__ = ["AUDIO_MODES", "EMBED_CAP_BYTES", "REPORT_NAME", "write_package_report"]
 
@@ -156,7 +156,7 @@ def _figures(
     """Every file's figure by label (in file order, after its true-peak note) and the
     residual figure (``None`` without residuals)."""
     files = [(f, analysis.files[f.label]) for f in inputs.files if f.label in analysis.files]
-    jobs: list[tuple[str, tuple[Any, ...]]] = [
+    jobs: list[Job] = [
         ("file", (curves, f.channel_names, f.sample_rate, f.length, f.colour,
                   (f.facts.get("levels") or {}).get("loudness_lufs"), f"f{f.index}"))
         for f, curves in files
@@ -168,7 +168,7 @@ def _figures(
     drawn = helpers.draw(jobs)
     figures = {
         f.label: _peak_note(any(m.size for m in curves.marks)) + svg
-        for (f, curves), svg in zip(files, drawn, strict=False)
+        for (f, curves), svg in zip(files, drawn[: len(files)], strict=True)
     }
     return figures, drawn[len(files)] if analysis.residuals else None
 

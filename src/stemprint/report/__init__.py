@@ -131,9 +131,11 @@ def build_report(
     from .figures import FigureHelpers
     from .inputs import gather
 
-    helpers = FigureHelpers()  # forked before the pass: they import matplotlib meanwhile
+    inputs = gather(package, manifest, verification)
+    # Forked before the pass: they import matplotlib meanwhile (a figure per file, and the
+    # residuals).
+    helpers = FigureHelpers(len(inputs.files) + 1)
     try:
-        inputs = gather(package, manifest, verification)
         plan = plan_audio(inputs, audio, out, cap_bytes)
         try:
             analysis = analyse(inputs, plan.sinks, hops=hops)

@@ -35,10 +35,11 @@ Job = tuple[str, tuple[Any, ...]]
 
 
 class FigureHelpers:
-    """Helpers forked now, ready to draw figures later (see the module header)."""
+    """Helpers forked now, ready to draw about ``figures`` figures later (none for fewer than
+    two: see the module header)."""
 
-    def __init__(self) -> None:
-        count = min(HELPERS, os.cpu_count() or 1) if fork_available() else 0
+    def __init__(self, figures: int) -> None:
+        count = min(HELPERS, os.cpu_count() or 1, figures) if fork_available() else 0
         self._helpers = [fork_serving(_serve) for _ in range(count if count > 1 else 0)]
 
     def draw(self, jobs: Sequence[Job]) -> list[str]:

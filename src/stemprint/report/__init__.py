@@ -132,9 +132,9 @@ def build_report(
     from .inputs import gather
 
     inputs = gather(package, manifest, verification)
-    # Forked before the pass: they import matplotlib meanwhile (a figure per file, and the
-    # residuals).
-    helpers = FigureHelpers(len(inputs.files) + 1)
+    # Forked before the pass: they import matplotlib meanwhile (a figure per file, and one of
+    # the residuals when files sum to others).
+    helpers = FigureHelpers(len(inputs.files) + bool(inputs.relations))
     try:
         plan = plan_audio(inputs, audio, out, cap_bytes)
         try:

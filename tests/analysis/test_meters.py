@@ -234,6 +234,45 @@ def test_true_peak_sparse_and_dense_paths_agree() -> None:
     assert streamed.peak[0] > 0.9
 
 
+def _true_peak_signals() -> dict[str, np.ndarray]:
+    rng = np.random.default_rng(21)
+    t = np.arange(FS * 2)
+    envelope = (1 + np.sin(2 * np.pi * 0.7 * t / FS)) ** 2 / 4
+    tone = 0.3 * np.sin(2 * np.pi * 220 * t / FS) + 0.05 * rng.standard_normal(t.size)
+    impulses = np.zeros((1, FS))
+    impulses[0, ::4801], impulses[0, 1::4801] = 0.8, -0.8
+    return {
+        "noise": 0.1 * rng.standard_normal((2, FS * 2)),
+        "limited": 0.95 * np.tanh(3 * rng.standard_normal((2, FS))),
+        "music-like": np.stack([envelope * tone, envelope * 0.2 * rng.standard_normal(t.size)]),
+        "quarter-rate sine": np.sin(np.pi / 2 * t + np.pi / 4)[None, :],
+        "square": 0.99 * np.sign(np.sin(2 * np.pi * 100 * t / FS))[None, :],
+        "impulse pairs": impulses,
+        "1e-160 noise": 1e-160 * rng.standard_normal((1, FS)),
+        "silence": np.zeros((2, FS)),
+    }
+
+
+@pytest.mark.parametrize("name", list(_true_peak_signals()))
+def test_skipped_windows_never_change_the_true_peak(name: str, monkeypatch) -> None:
+    """Windows ruled out by the L1 or the energy bound could not have raised the peak: the
+    meter gives, to the bit, the peak of interpolating every window."""
+    from stemprint.analysis import meters
+
+    x = _true_peak_signals()[name]
+    peaks = []
+    for skipping in (True, False):
+        if not skipping:
+            monkeypatch.setattr(meters, "_candidate_windows", lambda *args: None)
+        streamed = TruePeakMeter(x.shape[0])
+        for a in range(0, x.shape[1], 4099):
+            streamed.process(np.ascontiguousarray(x[:, a : a + 4099]))
+        streamed.flush()
+        peaks.append(streamed.peak)
+    assert np.array_equal(peaks[0], peaks[1])
+    assert np.all(peaks[0] >= np.abs(x).max(axis=1))
+
+
 # --- DC, clipping, correlation, silence -----------------------------------------------------
 
 

@@ -151,9 +151,19 @@ _TAPS = _PHASES.shape[1]
 _KERNEL = np.ascontiguousarray(_PHASES[:, ::-1].T)
 #: max over phases of the sum of |coefficients|: bounds |interpolated| / max |input in window|.
 _KERNEL_L1 = float(np.abs(_PHASES).sum(axis=1).max())
+#: max over phases of the L2 norm of the coefficients, raised by 1e-9: bounds |interpolated| /
+#: sqrt(Σ x² over the window) (Cauchy-Schwarz), with room for the rounding of both sums, which
+#: is below 30 ulp (1e-14) of either.
+_KERNEL_L2 = float(np.sqrt((_PHASES**2).sum(axis=1)).max()) * (1 + 1e-9)
+#: Below this running peak no window is skipped by its energy: squares of samples under
+#: 1e-154 underflow, and the energy bound would no longer hold.
+_BOUND_FLOOR = 1e-100
 _TAP_OFFSETS = np.arange(_TAPS)
-#: Windows interpolated per pass of the true-peak meter (its two work arrays stay in the cache).
-_CHUNK_WINDOWS = 8192
+#: Tap ``k``'s coefficient of every phase as a column, shape (12, 4, 1): broadcasts over windows.
+_KERNEL_COLUMNS = np.ascontiguousarray(_KERNEL[:, :, None])
+#: Windows interpolated per pass of the true-peak meter (its two (4, n) work arrays stay in the
+#: cache).
+_CHUNK_WINDOWS = 4096
 
 
 @dataclass
@@ -368,8 +378,10 @@ class TruePeakMeter:
 
     Feeds each channel through the 4-phase, 48-tap interpolator. To stay fast, a window of 12
     input samples is only interpolated when it could beat the running maximum: the interpolated
-    value is bounded by ``_KERNEL_L1 · max|window|``, so windows whose samples are all below
-    ``running_peak / _KERNEL_L1`` are skipped. The result is exactly the full computation.
+    value is bounded by ``_KERNEL_L1 · max|window|`` and by ``_KERNEL_L2 · sqrt(Σ window²)``,
+    so windows whose samples are all below ``running_peak / _KERNEL_L1``, or whose energy is
+    below ``(running_peak / _KERNEL_L2)²``, are skipped. The result is exactly the full
+    computation (measured: 4 % of the windows of noise are left, 22 % of a music-like signal).
 
     Parameters
     ----------
@@ -411,24 +423,44 @@ def _interpolated_peak(x: Float64Array, mag: Float64Array, running: float) -> fl
     (``mag`` is ``|x|``, at least 12 samples)."""
     running = max(running, float(mag[_TAPS - 1 :].max()))
     windows = x.shape[0] - (_TAPS - 1)
-    hot = mag > running / _KERNEL_L1
-    hot_count = int(np.count_nonzero(hot))
-    if hot_count == 0:
+    candidate = _candidate_windows(x, mag, windows, running)
+    count = windows if candidate is None else int(np.count_nonzero(candidate))
+    if count == 0:
         return running
-    if hot_count * _TAPS * 4 >= windows:  # dense: interpolate every window, in chunks
+    if candidate is None or count * 2 >= windows:  # dense: interpolate every window, in chunks
         for a in range(0, windows, _CHUNK_WINDOWS):
             m = min(_CHUNK_WINDOWS, windows - a)
             running = _windows_peak([x[a + k : a + k + m] for k in range(_TAPS)], running)
         return running
-    # a window is a candidate when any of its 12 samples is hot (dilate the mask)
-    candidate = hot[:windows].copy()
-    for k in range(1, _TAPS):
-        candidate |= hot[k : k + windows]
     starts = np.flatnonzero(candidate)
     for a in range(0, starts.shape[0], _CHUNK_WINDOWS):
         chunk = starts[a : a + _CHUNK_WINDOWS]
         running = _windows_peak(x[_TAP_OFFSETS[:, None] + chunk], running)  # (12, m) gather
     return running
+
+
+def _candidate_windows(
+    x: Float64Array, mag: Float64Array, windows: int, running: float
+) -> np.ndarray | None:
+    """The windows whose interpolated values could exceed ``running``: a bool mask over the
+    ``windows`` 12-sample windows of ``x``, or ``None`` for all of them.
+
+    Two bounds of ``|y| = |Σ h_k x_k|``, either of which rules a window out:
+    ``_KERNEL_L1 · max|x_k|``, and (Cauchy-Schwarz) ``‖h‖₂ · sqrt(Σ x_k²)``, tighter on noise
+    and music, where one loud sample in a window does not make its other eleven loud.
+    """
+    if running < _BOUND_FLOOR:
+        return None
+    hot = mag > running / _KERNEL_L1
+    if not hot.any():
+        return hot[:windows]
+    # Σ x_k² over each window in four sums: 2, 4, 8, then 8 + 4 samples.
+    squares = x * x
+    pairs = squares[:-1] + squares[1:]
+    fours = pairs[:-2] + pairs[2:]
+    eights = fours[:-4] + fours[4:]
+    energy = eights[:windows] + fours[8 : 8 + windows]
+    return energy >= (running / _KERNEL_L2) ** 2
 
 
 def _windows_peak(columns: Sequence[Float64Array], running: float) -> float:
@@ -441,15 +473,14 @@ def _windows_peak(columns: Sequence[Float64Array], running: float) -> float:
     (A matrix product does not: BLAS picks its kernel and summation order by matrix shape and
     CPU, and the last bit moved with the block size.)
     """
-    acc = np.empty(columns[0].shape[0])
+    # The four phases side by side, (4, m): one ufunc call per tap, the same products and sums.
+    acc = np.empty((_KERNEL.shape[1], columns[0].shape[0]))
     tmp = np.empty_like(acc)
-    for phase in range(_KERNEL.shape[1]):
-        np.multiply(columns[0], _KERNEL[0, phase], out=acc)
-        for k in range(1, _TAPS):
-            np.multiply(columns[k], _KERNEL[k, phase], out=tmp)
-            acc += tmp
-        running = max(running, float(acc.max()), float(-acc.min()))
-    return running
+    np.multiply(_KERNEL_COLUMNS[0], columns[0], out=acc)
+    for k in range(1, _TAPS):
+        np.multiply(_KERNEL_COLUMNS[k], columns[k], out=tmp)
+        acc += tmp
+    return max(running, float(acc.max()), float(-acc.min()))
 
 
 def hop_frames(sample_rate: int) -> int:

@@ -33,6 +33,7 @@ from stemprint.export.bwf import (
     finish_file,
     write_bext,
 )
+from stemprint.export.pcm import pack_pcm, raw_writable, write_raw
 from stemprint.export.write_buffer import WriteBuffer
 from stemprint.units import amplitude_to_db
 
@@ -203,6 +204,8 @@ class AudioWriter:
             ) from None
         if self.float_format:
             _drop_peak_chunk(self._file)
+        # WAVE-family samples are packed here (export.pcm), not converted by libsndfile.
+        self._raw = raw_writable(container)
         self.bwf = bwf if container in BWF_CONTAINERS else None
         self._bwf_finished = False
         if self.bwf is not None:
@@ -338,7 +341,7 @@ class AudioWriter:
         stats.frames += frames
         if self.float_format:
             as_float32 = np.ascontiguousarray(block.T, dtype=np.float32)
-            self._write(as_float32)
+            self._write_samples(as_float32)
             if self.monitor is not None:
                 self.monitor(as_float32.T.astype(np.float64))
             return
@@ -362,12 +365,28 @@ class AudioWriter:
             np.clip(q, low, high, out=q)
         interleaved = np.empty((frames, self.channels), np.int16 if self.bits == 16 else np.int32)
         np.copyto(interleaved, q.T, casting="unsafe")  # exact: q holds integers in range
-        if self.bits == 24:
-            interleaved <<= 8  # libsndfile takes the top 24 bits of an int32 for PCM_24
-        self._write(interleaved)
+        self._write_samples(interleaved)
         if self.monitor is not None:
             # Exactly what a reader decodes: libsndfile reads PCM as integer / full scale.
             self.monitor(q / scale)
+
+    def _write_samples(self, frames: np.ndarray) -> None:
+        """Write ``frames`` ``(n, channels)``: float32, or integers at the file's bit depth
+        (24-bit in the low bits of int32)."""
+        if self._raw:
+            self._write_raw(pack_pcm(frames, self.bits))
+            return
+        if self.bits == 24 and not self.float_format:
+            frames = frames << 8  # libsndfile takes the top 24 bits of an int32 for PCM_24
+        self._write(frames)
+
+    def _write_raw(self, data: np.ndarray) -> None:
+        """Hand packed sample bytes to libsndfile; a failed write raises its OSError."""
+        taken = write_raw(self._file, data)
+        if self._buffer is not None:
+            self._buffer.raise_error()
+        if taken != data.nbytes:
+            raise OSError(f"{self.path}: libsndfile wrote {taken} of {data.nbytes} bytes")
 
     def _write(self, frames: np.ndarray) -> None:
         """Hand ``frames`` ``(n, channels)`` to libsndfile; a failed write raises its OSError."""

@@ -189,13 +189,17 @@ class PedalboardStage:
         if self._pending_in.shape[1]:
             x = np.concatenate([self._pending_in, x], axis=1)
         full = x.shape[1] - x.shape[1] % CHUNK_SAMPLES
-        outs = [self._pending_out]
+        # An empty hold-back is left out: concatenating it would copy every chunk once more.
+        outs = [self._pending_out] if self._pending_out.shape[1] else []
         for i in range(0, full, CHUNK_SAMPLES):
             out = self._feed(np.ascontiguousarray(x[:, i : i + CHUNK_SAMPLES]))
             if out.shape[1]:
                 outs.append(out)
         self._pending_in = x[:, full:]
-        y = np.concatenate(outs, axis=1) if len(outs) > 1 else outs[0]
+        if len(outs) > 1:
+            y = np.concatenate(outs, axis=1)
+        else:
+            y = outs[0] if outs else np.zeros((self.output_channels, 0), np.float32)
         n = block.shape[1]
         if y.shape[1] < n:
             raise RenderError(

@@ -165,13 +165,17 @@ class EntryWriter:
                 self.abandon()
                 return
             part = x[:, : self.length - self.written]
-            data = np.ascontiguousarray(part.T, dtype=self.dtype)
-            if self.dtype != np.float64 and not np.array_equal(data, part.T):
-                self.abandon()  # not exact in float32: never store a changed sample
-                return
-            raw = data.tobytes()
-            self._crc = zlib.crc32(raw, self._crc)
-            self._file.write(raw)
+            if self.dtype != np.float64:
+                # Narrowed and compared channel by channel (contiguous rows), then interleaved:
+                # about half the time of comparing the interleaved copy with ``part.T``.
+                narrow = part.astype(self.dtype)
+                if not np.array_equal(narrow, part):
+                    self.abandon()  # not exact in float32: never store a changed sample
+                    return
+                part = narrow
+            data = np.ascontiguousarray(part.T)
+            self._crc = zlib.crc32(data, self._crc)  # the array's own buffer: no bytes copy
+            self._file.write(data)
             self.written += part.shape[1]
             if self.written >= self.length:
                 self._commit()

@@ -30,6 +30,8 @@ Standards
   kept per channel for every layout. Each interpolated value is summed tap by tap in one fixed
   order with element-wise operations (no matrix product, whose summation order BLAS picks by
   shape and CPU), so the true peak is the same to the bit for every blocking, on every machine.
+  A window is interpolated only where it could beat the running peak: ``|y| <= L1 · max|x|``
+  and, by Cauchy-Schwarz, ``|y| <= ‖h‖₂ · sqrt(Σ x²)`` over its 12 samples (``h`` one phase).
 
 Channel weighting (every layout)
 --------------------------------

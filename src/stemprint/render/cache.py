@@ -174,8 +174,8 @@ class EntryWriter:
                     return
                 part = narrow
             data = np.ascontiguousarray(part.T)
-            self._crc = zlib.crc32(data, self._crc)  # the array's own buffer: no bytes copy
-            self._file.write(data)
+            self._crc = zlib.crc32(data.data, self._crc)  # the array's own buffer: no bytes copy
+            self._file.write(data.data)
             self.written += part.shape[1]
             if self.written >= self.length:
                 self._commit()

@@ -33,7 +33,7 @@ from stemprint.export.bwf import (
     finish_file,
     write_bext,
 )
-from stemprint.export.pcm import pack_pcm, raw_writable, write_raw
+from stemprint.export.pcm import interleave, pack_pcm, raw_writable, write_raw
 from stemprint.export.write_buffer import WriteBuffer
 from stemprint.units import amplitude_to_db
 
@@ -340,13 +340,13 @@ class AudioWriter:
             stats.overs += int(np.count_nonzero(np.abs(block) > 1.0))
         stats.frames += frames
         if self.float_format:
-            as_float32 = np.ascontiguousarray(block.T, dtype=np.float32)
+            as_float32 = interleave(block, np.float32)
             self._write_samples(as_float32)
             if self.monitor is not None:
                 self.monitor(as_float32.T.astype(np.float64))
             return
         scale = float(2 ** (self.bits - 1))
-        q = block * scale  # (channels, n), contiguous: the interleave happens once, at the cast
+        q = block * scale  # (channels, n), contiguous: interleaved once, after rounding
         if self.dither:
             # Drawn frame-major in one stream, so the noise does not depend on the block size.
             assert self._rng is not None
@@ -363,8 +363,8 @@ class AudioWriter:
             clipped = (q < low) | (q > high)
             stats.clipped_samples += int(np.count_nonzero(clipped))
             np.clip(q, low, high, out=q)
-        interleaved = np.empty((frames, self.channels), np.int16 if self.bits == 16 else np.int32)
-        np.copyto(interleaved, q.T, casting="unsafe")  # exact: q holds integers in range
+        # Exact: q holds integers in range.
+        interleaved = interleave(q, np.int16 if self.bits == 16 else np.int32)
         self._write_samples(interleaved)
         if self.monitor is not None:
             # Exactly what a reader decodes: libsndfile reads PCM as integer / full scale.

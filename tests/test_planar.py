@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 
 from stemprint.audiofile import probe
 from stemprint.cli.main import app
-from stemprint.planar import PlanarReader
+from stemprint.planar import PlanarReader, interleave
 from tests.conftest import write_session
 
 FAST = [
@@ -156,3 +156,15 @@ def test_render_mixes_the_values_libsndfile_decodes(tmp_path: Path) -> None:
     reference = _render_mix(session(".aiff"), tmp_path / "reference")
     assert mix.shape == reference.shape and np.max(np.abs(mix)) > 0.1
     assert np.array_equal(mix, reference)
+
+
+@pytest.mark.parametrize("channels", [1, 2, 6])
+@pytest.mark.parametrize("dtype", [np.int16, np.int32, np.float32])
+def test_interleave_is_the_transposed_cast(channels: int, dtype: type) -> None:
+    rng = np.random.default_rng(channels)
+    planar = np.rint(rng.standard_normal((channels, 4099)) * 3000.0)
+    if dtype is np.float32:
+        planar = rng.standard_normal((channels, 4099))  # rounded to float32 the same way
+    out = interleave(planar, dtype)
+    assert out.flags.c_contiguous and out.dtype == dtype and out.shape == (4099, channels)
+    assert np.array_equal(out, planar.T.astype(dtype))

@@ -12,7 +12,7 @@ import soundfile as sf
 from stemprint.export import audio
 from stemprint.export.audio import AudioWriter
 from stemprint.export.bwf import BroadcastInfo
-from stemprint.export.pcm import interleave, pack_pcm
+from stemprint.export.pcm import pack_pcm
 
 
 @pytest.mark.parametrize("samples", [0, 1, 2, 3, 4, 5, 6, 7, 8, 13, 4099])
@@ -92,15 +92,3 @@ def test_aiff_and_flac_are_still_converted_by_libsndfile(tmp_path: Path) -> None
         writer.close()
         back = sf.read(str(tmp_path / f"a.{container}"), dtype="float64")[0]
         assert np.array_equal(back, np.full((100, 2), 0.25))
-
-
-@pytest.mark.parametrize("channels", [1, 2, 6])
-@pytest.mark.parametrize("dtype", [np.int16, np.int32, np.float32])
-def test_interleave_is_the_transposed_cast(channels: int, dtype: type) -> None:
-    rng = np.random.default_rng(channels)
-    planar = np.rint(rng.standard_normal((channels, 4099)) * 3000.0)
-    if dtype is np.float32:
-        planar = rng.standard_normal((channels, 4099))  # rounded to float32 the same way
-    out = interleave(planar, dtype)
-    assert out.flags.c_contiguous and out.dtype == dtype and out.shape == (4099, channels)
-    assert np.array_equal(out, planar.T.astype(dtype))

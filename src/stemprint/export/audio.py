@@ -33,8 +33,9 @@ from stemprint.export.bwf import (
     finish_file,
     write_bext,
 )
-from stemprint.export.pcm import interleave, pack_pcm, raw_writable, write_raw
+from stemprint.export.pcm import pack_pcm, raw_writable, write_raw
 from stemprint.export.write_buffer import WriteBuffer
+from stemprint.planar import interleave
 from stemprint.units import amplitude_to_db
 
 if TYPE_CHECKING:
@@ -319,7 +320,7 @@ class AudioWriter:
         if self._resampler is None:
             self._emit(block)
             return
-        out = self._resampler.resample_chunk(np.ascontiguousarray(block.T), last=last)
+        out = self._resampler.resample_chunk(interleave(block, np.float64), last=last)
         if out.shape[0]:
             self._emit(np.ascontiguousarray(out.T))
 

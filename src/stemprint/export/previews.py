@@ -66,6 +66,7 @@ from stemprint.analysis.audio import BLOCK_FRAMES, BlockReader, probe
 from stemprint.analysis.meters import FileLevels, LevelMeter, fold_down_matrix
 from stemprint.errors import RenderError
 from stemprint.export.manifest import json_db, sha256_file
+from stemprint.planar import interleave
 
 if TYPE_CHECKING:
     from stemprint.export.deliverables import DeliverableContext
@@ -250,7 +251,7 @@ def _frame(block: np.ndarray, codec: Codec, rate: int, layout: str, pts: int) ->
 
     data = block.astype(np.float32)
     if codec.sample_format == "flt":
-        data = np.ascontiguousarray(data.T).reshape(1, -1)
+        data = interleave(data, np.float32).reshape(1, -1)
     frame = av.AudioFrame.from_ndarray(np.ascontiguousarray(data), codec.sample_format, layout)
     frame.sample_rate = rate
     frame.pts = pts
@@ -277,10 +278,10 @@ def _resampled(blocks: Iterator[np.ndarray], rate_in: int, rate_out: int) -> Ite
                 rate_in, rate_out, block.shape[0], dtype="float64", quality="VHQ"
             )
         if pending is not None:
-            yield stream.resample_chunk(np.ascontiguousarray(pending.T)).T
+            yield stream.resample_chunk(interleave(pending, pending.dtype)).T
         pending = block
     if stream is not None and pending is not None:
-        yield stream.resample_chunk(np.ascontiguousarray(pending.T), last=True).T
+        yield stream.resample_chunk(interleave(pending, pending.dtype), last=True).T
 
 
 def _encode(

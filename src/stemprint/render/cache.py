@@ -45,6 +45,7 @@ from typing import Any
 import numpy as np
 
 from stemprint.errors import InputError
+from stemprint.planar import interleave
 from stemprint.render.cache_keys import FORMAT
 
 MARKER_NAME = "STEMPRINT-CACHE"
@@ -173,7 +174,7 @@ class EntryWriter:
                     self.abandon()  # not exact in float32: never store a changed sample
                     return
                 part = narrow
-            data = np.ascontiguousarray(part.T)
+            data = interleave(part, part.dtype)
             self._crc = zlib.crc32(data.data, self._crc)  # the array's own buffer: no bytes copy
             self._file.write(data.data)
             self.written += part.shape[1]

@@ -18,7 +18,7 @@ from stemprint.dsp.automation import gain_db_lane_to_linear
 from stemprint.dsp.fades import fade_gain
 from stemprint.errors import AudioFileError, RenderError
 from stemprint.graph.clips import ClipPlan
-from stemprint.planar import PlanarReader
+from stemprint.planar import PlanarReader, interleave
 
 READ_FRAMES = 16384
 """Frames read from a file per call when resampling (fixed, for determinism)."""
@@ -129,7 +129,7 @@ class ClipReader:
             chunk = self._read_file(frames) if frames else np.zeros((self.plan.info.channels, 0))
             last = self._file_left == 0
             # soxr streams interleaved (frames, channels) arrays.
-            out = self._resampler.resample_chunk(np.ascontiguousarray(chunk.T), last=last)
+            out = self._resampler.resample_chunk(interleave(chunk, np.float64), last=last)
             self._pending = np.concatenate([self._pending, out.T], axis=1)
             if last and self._pending.shape[1] < n:
                 raise RenderError(f"{self.plan.where}: resampler returned too few samples")

@@ -52,7 +52,7 @@ from stemprint.analysis.meters import (
 )
 from stemprint.audiofile import probe
 from stemprint.errors import AudioFileError
-from stemprint.planar import PlanarReader
+from stemprint.planar import PlanarReader, interleave
 
 from .inputs import Relation, ReportFile, ReportInputs
 
@@ -447,8 +447,8 @@ class _Reader:
         """``block`` as the sinks take it, ``(n, channels)``: int32 for integer PCM (its
         samples times ``2**31``, exact: integer PCM decodes to multiples of ``2**-31``)."""
         if self.is_int:
-            return np.ascontiguousarray((block * _INT_UNSCALE).astype(np.int32).T)
-        return np.ascontiguousarray(block.T)
+            return interleave(block * _INT_UNSCALE, np.int32)
+        return interleave(block, block.dtype)
 
     def close(self) -> None:
         self.handle.close()

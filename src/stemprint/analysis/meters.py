@@ -157,8 +157,8 @@ _KERNEL_L1 = float(np.abs(_PHASES).sum(axis=1).max())
 #: sqrt(Σ x² over the window) (Cauchy-Schwarz), with room for the rounding of both sums, which
 #: is below 30 ulp (1e-14) of either.
 _KERNEL_L2 = float(np.sqrt((_PHASES**2).sum(axis=1)).max()) * (1 + 1e-9)
-#: Below this running peak no window is skipped by its energy: squares of samples under
-#: 1e-154 underflow, and the energy bound would no longer hold.
+#: Below this running peak every window is interpolated: squares of samples under 1e-154
+#: underflow, and the energy bound would no longer hold.
 _BOUND_FLOOR = 1e-100
 _TAP_OFFSETS = np.arange(_TAPS)
 #: Tap ``k``'s coefficient of every phase as a column, shape (12, 4, 1): broadcasts over windows.
@@ -380,10 +380,11 @@ class TruePeakMeter:
 
     Feeds each channel through the 4-phase, 48-tap interpolator. To stay fast, a window of 12
     input samples is only interpolated when it could beat the running maximum: the interpolated
-    value is bounded by ``_KERNEL_L1 · max|window|`` and by ``_KERNEL_L2 · sqrt(Σ window²)``,
-    so windows whose samples are all below ``running_peak / _KERNEL_L1``, or whose energy is
-    below ``(running_peak / _KERNEL_L2)²``, are skipped. The result is exactly the full
-    computation (measured: 4 % of the windows of noise are left, 22 % of a music-like signal).
+    value is bounded by ``_KERNEL_L1 · max|window|`` and by ``_KERNEL_L2 · sqrt(Σ window²)``:
+    a block whose samples are all below ``running_peak / _KERNEL_L1`` is skipped, and in the
+    others each window whose energy is below ``(running_peak / _KERNEL_L2)²``. The result is
+    exactly the full computation (measured: 4 % of the windows of noise are left, 22 % of a
+    music-like signal).
 
     Parameters
     ----------
@@ -447,9 +448,11 @@ def _candidate_windows(
     """The windows whose interpolated values could exceed ``running``: a bool mask over the
     ``windows`` 12-sample windows of ``x``, or ``None`` for all of them.
 
-    Two bounds of ``|y| = |Σ h_k x_k|``, either of which rules a window out:
-    ``_KERNEL_L1 · max|x_k|``, and (Cauchy-Schwarz) ``‖h‖₂ · sqrt(Σ x_k²)``, tighter on noise
-    and music, where one loud sample in a window does not make its other eleven loud.
+    Two bounds of ``|y| = |Σ h_k x_k|``: ``_KERNEL_L1 · max|x_k|`` rules out the whole block
+    when no sample is loud enough; otherwise each window is judged by Cauchy-Schwarz,
+    ``‖h‖₂ · sqrt(Σ x_k²)``, which on noise and music, where one loud sample does not make the
+    other eleven of its window loud, leaves fewer windows than the first bound would (and never
+    a wrong one: a window it keeps is only interpolated, not counted).
     """
     if running < _BOUND_FLOOR:
         return None

@@ -168,3 +168,9 @@ def test_interleave_is_the_transposed_cast(channels: int, dtype: type) -> None:
     out = interleave(planar, dtype)
     assert out.flags.c_contiguous and out.dtype == dtype and out.shape == (4099, channels)
     assert np.array_equal(out, planar.T.astype(dtype))
+
+
+def test_interleave_keeps_the_dtype_by_default() -> None:
+    planar = np.arange(12, dtype=np.float32).reshape(3, 4)
+    out = interleave(planar)
+    assert out.dtype == np.float32 and np.array_equal(out, planar.T)

@@ -181,15 +181,16 @@ def _data_offset(info: AudioInfo) -> int | None:
     return data.data_offset
 
 
-def interleave(planar: np.ndarray, dtype: np.dtype | type) -> np.ndarray:
-    """``(channels, n)`` values as ``(n, channels)`` C-contiguous ``dtype``: each channel cast
-    on its own contiguous row, then copied into its column. Exact where numpy's cast is (the
-    integers of a quantized block; float32 of float64 rounds as ``astype`` does). About a
-    third of the time of casting while transposing (``copyto(out, planar.T)``), which numpy
-    runs element by element: a stereo block of 16384, 36 against 115 µs."""
+def interleave(planar: np.ndarray, dtype: np.dtype | type | None = None) -> np.ndarray:
+    """``(channels, n)`` values as ``(n, channels)`` C-contiguous ``dtype`` (default: that of
+    ``planar``): each channel cast on its own contiguous row, then copied into its column.
+    Exact where numpy's cast is (the integers of a quantized block; float32 of float64 rounds
+    as ``astype`` does). About a third of the time of casting while transposing
+    (``copyto(out, planar.T)``), which numpy runs element by element: a stereo block of 16384,
+    36 against 115 µs."""
     channels, frames = planar.shape
-    out = np.empty((frames, channels), dtype)
+    out = np.empty((frames, channels), planar.dtype if dtype is None else dtype)
     for channel in range(channels):
         row = planar[channel]
-        out[:, channel] = row if row.dtype == out.dtype else row.astype(dtype)
+        out[:, channel] = row if row.dtype == out.dtype else row.astype(out.dtype)
     return out

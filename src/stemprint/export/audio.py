@@ -373,12 +373,12 @@ class AudioWriter:
 
     def _write_samples(self, frames: np.ndarray) -> None:
         """Write ``frames`` ``(n, channels)``: float32, or integers at the file's bit depth
-        (24-bit in the low bits of int32)."""
+        (24-bit in the low bits of int32; shifted in place for libsndfile's conversion)."""
         if self._raw:
             self._write_raw(pack_pcm(frames, self.bits))
             return
         if self.bits == 24 and not self.float_format:
-            frames = frames << 8  # libsndfile takes the top 24 bits of an int32 for PCM_24
+            frames <<= 8  # libsndfile takes the top 24 bits of an int32 for PCM_24
         self._write(frames)
 
     def _write_raw(self, data: np.ndarray) -> None:

@@ -278,10 +278,10 @@ def _resampled(blocks: Iterator[np.ndarray], rate_in: int, rate_out: int) -> Ite
                 rate_in, rate_out, block.shape[0], dtype="float64", quality="VHQ"
             )
         if pending is not None:
-            yield stream.resample_chunk(interleave(pending, pending.dtype)).T
+            yield stream.resample_chunk(interleave(pending)).T
         pending = block
     if stream is not None and pending is not None:
-        yield stream.resample_chunk(interleave(pending, pending.dtype), last=True).T
+        yield stream.resample_chunk(interleave(pending), last=True).T
 
 
 def _encode(

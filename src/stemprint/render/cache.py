@@ -174,7 +174,7 @@ class EntryWriter:
                     self.abandon()  # not exact in float32: never store a changed sample
                     return
                 part = narrow
-            data = interleave(part, part.dtype)
+            data = interleave(part)
             self._crc = zlib.crc32(data.data, self._crc)  # the array's own buffer: no bytes copy
             self._file.write(data.data)
             self.written += part.shape[1]

@@ -448,7 +448,7 @@ class _Reader:
         samples times ``2**31``, exact: integer PCM decodes to multiples of ``2**-31``)."""
         if self.is_int:
             return interleave(block * _INT_UNSCALE, np.int32)
-        return interleave(block, block.dtype)
+        return interleave(block)
 
     def close(self) -> None:
         self.handle.close()

@@ -86,6 +86,12 @@ class RenderError(StemprintError):
     """The render could not finish (a NaN or Inf from a route, an output that cannot be written)."""
 
 
+class CacheEntryDamaged(RenderError):
+    """A render-cache entry failed its check while it was read (``render.cache``): it was
+    deleted and none of its samples was used; rendering again renders its route anew
+    (``render_package`` does, once, by itself)."""
+
+
 class VerificationFailed(StemprintError):
     """A verification ran and the package failed it (exit code 1)."""
 

@@ -6,9 +6,11 @@ import json
 from pathlib import Path
 
 import numpy as np
+import pytest
 from typer.testing import CliRunner
 
 from stemprint.cli.main import app
+from stemprint.render.cache import CHUNK_FRAMES, HEADER_BYTES, MAGIC
 from tests.conftest import write_session, write_wav
 from tests.render.test_cache import _digests
 
@@ -96,3 +98,36 @@ def test_render_cache_inside_the_output_is_refused(tmp_path):
     assert result.exit_code == 2
     assert "inside the output folder" in result.output and "--cache" in result.output
     assert not out.exists()
+
+
+@pytest.mark.parametrize("threads", ["1", "2"])
+def test_a_damaged_entry_found_mid_render_is_rendered_again(tmp_path, threads):
+    # Each chunk of an entry is checked when it is read: a flipped bit in the second chunk
+    # stops the render there (in a worker process with 2 threads), the entry is deleted, and
+    # the render runs once more with every entry checked first. The package is the cold one.
+    cache = tmp_path / "cache"
+    _render(_session(tmp_path, 0.0), tmp_path / "first", "--cache", str(cache), "--no-report")
+    session = _session(tmp_path, -1.0)
+    _render(session, tmp_path / "cold", "--no-report")
+    entries = sorted((cache / "entries").glob("*.pre"))
+    assert len(entries) == 3  # A, B and the master (whose key the fader change changes)
+    damaged = {}
+    for entry in entries:
+        header = json.loads(entry.read_bytes()[len(MAGIC) : HEADER_BYTES].rstrip(b"\0"))
+        data = bytearray(entry.read_bytes())
+        data[HEADER_BYTES + CHUNK_FRAMES * header["channels"] * 4 + 10] ^= 0x04
+        entry.write_bytes(bytes(data))
+        damaged[entry] = bytes(data)
+    args = ("--cache", str(cache), "--no-report", "--threads", threads)
+    _render(session, tmp_path / "warm", *args)
+    warm = json.loads((tmp_path / "warm" / "manifest.json").read_text())
+    assert warm["cache"]["reused"] == []
+    assert sorted(warm["cache"]["stored"]) == ["A", "B", "master"]
+    assert warm["verification"]["passed"]
+    assert _digests(tmp_path / "warm") == _digests(tmp_path / "cold")
+    # A's and B's were read, found damaged and deleted, then stored anew; the old master
+    # entry was never read.
+    assert sum(path.read_bytes() == data for path, data in damaged.items()) == 1
+    _render(session, tmp_path / "again", *args)
+    again = json.loads((tmp_path / "again" / "manifest.json").read_text())
+    assert sorted(again["cache"]["reused"]) == ["A", "B", "master"]

@@ -263,8 +263,10 @@ def test_corrupt_entry_is_a_miss_and_rendered_again(media):
         victim.write_bytes(bytes(data))
     warm, manifest = _render(media, BASE, "b", cache)
     assert warm == cold
-    assert manifest["cache"]["reused"] == []
-    assert set(manifest["cache"]["stored"]) == STORED
+    # A flipped bit stops the render where its chunk is read (the entry is deleted) and the
+    # render runs again, checking every entry first: what the first run stored before it
+    # stopped (computed, never read from a damaged entry) may be reused by the second.
+    assert set(manifest["cache"]["stored"]) | set(manifest["cache"]["reused"]) == STORED
     warm, manifest = _render(media, BASE, "c", cache)
     assert warm == cold and set(manifest["cache"]["reused"]) == STORED
 

@@ -28,7 +28,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
-from stemprint.errors import InputError, RenderError
+from stemprint.errors import CacheEntryDamaged, InputError, RenderError
 from stemprint.export.audio import SUBTYPES, AudioWriter, BitDepth, Dither, PrintedFile
 from stemprint.export.bwf import (
     BWF_CONTAINERS,
@@ -247,7 +247,13 @@ def render_package(
     check_free_space(out_dir, needed)
     tmp = staging_dir(out_dir)
     try:
-        result = _write_package(job, tmp, progress)
+        try:
+            result = _write_package(job, tmp, progress)
+        except CacheEntryDamaged:
+            # None of its samples reached a file; the renderer now checks every entry it uses
+            # in full before it starts (a damaged one is a miss), so once is enough.
+            tmp = staging_dir(out_dir)
+            result = _write_package(job, tmp, progress)
     except BaseException as exc:
         full = is_disk_full(exc, out_dir)  # before the staging folder frees its space
         shutil.rmtree(tmp, ignore_errors=True)

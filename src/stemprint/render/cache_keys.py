@@ -58,7 +58,7 @@ if TYPE_CHECKING:
     from stemprint.render.plan import Instance, InstanceKey, RenderPlan
 
 FORMAT = 2
-"""Entry and key format (2: bus entries and partial sums, CRC-32 data check)."""
+"""Key format (2: bus entries and partial sums); entries have their own (``render.cache``)."""
 
 PARTIAL_SUM_MIN_INPUTS = 16
 """Inputs from which an input sum is taken in partial sums (fewer: one sum, in edge order)."""

@@ -2,8 +2,11 @@
 
 Invariants
 ----------
-- Entries found are used only after their data passed its check; one that fails is a miss,
-  and the plan is made again without it (what it stood for is rendered).
+- No sample of an entry is used before it passed its check. By default each chunk is checked
+  as it is read (``render.cache``: a damaged entry stops the render, which is run again);
+  with ``check_first`` (the render after one that met a damaged entry) every entry used is
+  checked in full first, one that fails is a miss, and the plan is made again without it
+  (what it stood for is rendered).
 - Only what something needs runs: the taps' signals are followed upstream; an instance whose
   ``pre`` comes from an entry needs nothing upstream (unless its own input is tapped: the
   master's input is the premaster), a partial sum from an entry needs none of its edges. An
@@ -122,8 +125,13 @@ def build_cache_plan(
     keep_input: set[InstanceKey],
     tap_needed: set[SignalRef],
     threads: int = 1,
+    check_first: bool = False,
 ) -> CachePlan:
-    """Look the render's signals up, decide what runs, and what is stored."""
+    """Look the render's signals up, decide what runs, and what is stored.
+
+    ``check_first``: check the data of every entry used in full now (a damaged one is a miss);
+    otherwise each chunk is checked as it is read (``render.cache``), and a damaged one stops
+    the render with :class:`~stemprint.errors.CacheEntryDamaged`."""
     result = CachePlan(cache)
     result.routes = _routes(plan)
     if extent.until_silent is not None:
@@ -136,7 +144,12 @@ def build_cache_plan(
     found = _lookup(cache, [*pre_keys.values(), *part_keys.values()], run_length, threads)
     result.hits = {k: h for k, d in pre_keys.items() if (h := found.get(d)) is not None}
     result.part_hits = {k: h for k, d in part_keys.items() if (h := found.get(d)) is not None}
-    result.signals = _prune_verified(plan, result, tap_needed, threads)
+    if check_first:
+        result.signals = _prune_verified(plan, result, tap_needed, threads)
+    else:
+        result.signals = _prune(plan, result, tap_needed)
+        for entry in _used(result):
+            entry.open()
     cache.evict()  # the entries used stay readable (mapped) even if evicted now
     _writers(plan, result, pre_keys, part_keys, run_length)
     return result
@@ -201,10 +214,7 @@ def _prune_verified(
     checked: set[int] = set()
     while True:
         signals = _prune(plan, result, tap_needed)
-        used: list[CachedSignal] = [
-            *(h for k, h in result.hits.items() if k not in result.idle),
-            *(h for (k, _), h in result.part_hits.items() if _parts_used(result, k)),
-        ]
+        used = _used(result)
         fresh = [h for h in used if id(h) not in checked]
         if not fresh:
             return signals
@@ -216,6 +226,14 @@ def _prune_verified(
             return signals
         result.hits = {k: h for k, h in result.hits.items() if id(h) not in bad}
         result.part_hits = {k: h for k, h in result.part_hits.items() if id(h) not in bad}
+
+
+def _used(result: CachePlan) -> list[CachedSignal]:
+    """The entries the pruned render reads."""
+    return [
+        *(h for k, h in result.hits.items() if k not in result.idle),
+        *(h for (k, _), h in result.part_hits.items() if _parts_used(result, k)),
+    ]
 
 
 def _parts_used(result: CachePlan, key: InstanceKey) -> bool:

@@ -27,7 +27,7 @@ from collections.abc import Callable, Collection, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 
 from stemprint.dsp.inserts import EXTERNAL_TYPES
-from stemprint.errors import InputError
+from stemprint.errors import CacheEntryDamaged, InputError
 from stemprint.graph.outputs import OutputSpec, default_outputs
 from stemprint.graph.types import RenderExtent, RenderGraph
 from stemprint.render.cache import RenderCache
@@ -130,6 +130,8 @@ class Renderer:
         self.cache_report: dict[str, object] | None = None
         # tracks_to_run's plan for (extent, taps printed), taken by the next run
         self._prepared: tuple[RenderExtent, frozenset[str], CachePlan | None] | None = None
+        # After a run that met a damaged entry: check every entry in full before the next.
+        self._check_cache_first = False
 
     @property
     def total_latency_samples(self) -> int:
@@ -155,6 +157,10 @@ class Renderer:
         ------
         RenderError
             A route produced NaN or Inf (the message names the route and the time).
+        CacheEntryDamaged
+            A cache entry failed its check while it was read (deleted; nothing of it was
+            used). The sinks hold a partial render: start again with new ones; the next run
+            checks every entry it uses before it starts.
         """
         extent = extent or self.graph.extent()
         run_length = self._run_length(extent)
@@ -189,10 +195,14 @@ class Renderer:
         )  # fmt: skip
         try:
             self._run_threads(scheduler, remote, blocks, readers)
+            if scheduler.error is not None:
+                raise scheduler.error
+        except CacheEntryDamaged:
+            # Deleted where it was found; the next plan checks every entry it uses first.
+            self._check_cache_first = True
+            raise
         finally:
             runner.clear()
-        if scheduler.error is not None:
-            raise scheduler.error
         final = scheduler.final_length
         final_length = final if final is not None else extent.length_samples
         self._close_sinks(list(trimmed.values()), final_length)
@@ -278,6 +288,7 @@ class Renderer:
             self._keep_input(),
             taps,
             self.threads,
+            self._check_cache_first,
         )
 
     def _run_threads(

@@ -8,6 +8,9 @@ Invariants
   ``force`` replaces only a stemprint package, only after the new one is complete.
 - Bad input is refused before anything is written: an output folder that is not ours or that
   holds an input, a package that does not fit on its disk, a bad region or file name template.
+- A render-cache entry that fails its check while it is read (``render.cache``) stops the
+  render before any of its samples is used; the package is rendered once more into a new
+  staging folder, every entry it uses checked in full first (a damaged one is a miss).
 - The graph is never changed: the part of the timeline rendered is a ``RenderExtent`` value
   (the session's default, an until-silent cap, or a region pre-rolled from the start).
 - Every package is verified (unless ``verify=False``): levels of every file, lengths, and the

@@ -15,6 +15,14 @@ from stemprint.model.load import LoadedSession, load_session
 from stemprint.render.engine import Renderer
 
 
+@pytest.fixture(autouse=True)
+def _workers_for_any_length(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Sessions here are seconds long: fork track workers for them as for a long session (the
+    default forks only past ``MIN_WORKER_TRACK_SECONDS``), so every test that renders on two
+    threads covers the worker processes. ``tests/render/test_workers.py`` tests the rule."""
+    monkeypatch.setattr("stemprint.render.engine.MIN_WORKER_TRACK_SECONDS", 0.0)
+
+
 class ArraySink:
     """Collects a tap's blocks in memory (tests only)."""
 

@@ -147,3 +147,29 @@ def test_a_worker_that_dies_fails_the_render_cleanly(tmp_path, rng, monkeypatch)
         _render(path, threads=2, processes=True)
     assert "render worker process died" in info.value.format()
     assert "--threads 1" in info.value.format()
+
+
+def test_workers_are_forked_only_for_enough_audio(tmp_path, rng, monkeypatch):
+    # By default, tracks holding less than MIN_WORKER_TRACK_SECONDS of audio (tracks x render
+    # length) render on threads only; processes=True forks for any length. Same samples.
+    forked: list[int] = []
+    track_workers = Renderer._track_workers
+
+    def spy(self, runner, needed=None):
+        workers = track_workers(self, runner, needed)
+        forked.append(len(workers))
+        return workers
+
+    monkeypatch.setattr(Renderer, "_track_workers", spy)
+    path = _many_tracks(tmp_path, rng)  # 7 tracks, 0.25-0.35 s each, a tail of 0.05 s
+    graph = compile_session(load_session(path))
+    run_length = Renderer(graph, 1000)._run_length(graph.extent())  # with the latencies
+    seconds = 7 * run_length / graph.sample_rate
+    runs = {}
+    for limit, processes in [(seconds * 1.001, None), (seconds * 0.999, None), (1e9, True)]:
+        monkeypatch.setattr("stemprint.render.engine.MIN_WORKER_TRACK_SECONDS", limit)
+        runs[(limit, processes)], _ = _render(path, threads=2, processes=processes)
+    assert forked == [2, 2]  # the first run forked none (never asked), the others two each
+    first, *others = runs.values()
+    for other in others:
+        assert all(np.array_equal(first[k], other[k]) for k in first)

@@ -59,6 +59,14 @@ for the other."""
 MIN_DEFAULT_BLOCK_SIZE = 2048
 """Below this the per-block Python work dominates."""
 
+MIN_WORKER_TRACK_SECONDS = 240.0
+"""Audio the tracks to run must hold (tracks x seconds of the render) before track workers are
+forked by default. Below it, forking, shared memory and the hand-over of every block cost more
+than the second core gains, as pedalboard releases the GIL on threads too. Measured on two
+cores, alternating, ``--no-report`` (2026-12-04): the demo (6 tracks x 21 s) 0.97 s median with
+threads only against 1.05 s with workers (10 runs each); 8 tracks x 30 s even (1.49-1.91 against
+1.45-1.74 s); 8 tracks x 3 min 5.6-6.4 s against 5.1-5.3 s."""
+
 WORKER_SLOTS = BLOCKS_IN_FLIGHT + 1
 """Blocks a track worker process may hold in shared memory: one more than the render process
 reads at once, so the worker keeps working while both are read."""
@@ -91,9 +99,10 @@ class Renderer:
         What to print (``graph.outputs``); default: the mix, the master input and the
         contract's default stems.
     processes
-        Render tracks in worker processes (default: when ``threads`` > 1 and ``os.fork``
-        exists, and no hosted VST3/AU plug-in is in the session); ``False`` keeps everything
-        in threads of this process.
+        Render tracks in worker processes (default: when ``threads`` > 1, ``os.fork`` exists,
+        no hosted VST3/AU plug-in is in the session and the tracks to run hold at least
+        :data:`MIN_WORKER_TRACK_SECONDS` of audio); ``True`` forks them for any length;
+        ``False`` keeps everything in threads of this process.
     cache
         Reuse and store routes' ``pre`` signals and partial sums there (``render.cache``); the
         output does not depend on it. After :meth:`run`, :attr:`cache_report` says what was
@@ -121,6 +130,7 @@ class Renderer:
         self.block_size = block_size
         self.threads = max(1, threads if threads is not None else (os.cpu_count() or 1))
         self.processes = fork_available() if processes is None else processes
+        self._fork_any_length = processes is True
         builder = PlanBuilder(graph)
         self.taps: tuple[Tap, ...] = tuple(
             make_tap(spec, builder) for spec in (outputs or default_outputs(graph))
@@ -187,7 +197,7 @@ class Renderer:
             if n.kind == "track" and n.audible
         }
         needed = cache_plan.signals if cache_plan is not None else self._consumed()
-        remote = self._track_workers(runner, needed) if self.processes and self.threads > 1 else []
+        remote = self._track_workers(runner, needed) if self._forks(runner, run_length) else []
         taps = [t for t in self.taps if t.key in trimmed]
         scheduler = Scheduler(
             runner, blocks, readers, taps, trimmed, extent.until_silent, progress, remote,
@@ -318,6 +328,18 @@ class Renderer:
             for track_readers in readers.values():
                 for reader in track_readers:
                     reader.close()
+
+    def _forks(self, runner: BlockRunner, run_length: int) -> bool:
+        """Whether this run forks track workers (:data:`MIN_WORKER_TRACK_SECONDS`)."""
+        if not self.processes or self.threads < 2:
+            return False
+        if self._fork_any_length:
+            return True
+        tracks = sum(
+            any(i.key not in runner.idle for i in instances)
+            for instances in self.plan.track_instances().values()
+        )
+        return tracks * run_length >= MIN_WORKER_TRACK_SECONDS * self.graph.sample_rate
 
     def _track_workers(
         self, runner: BlockRunner, needed: set[SignalRef] | None = None

@@ -184,7 +184,10 @@ class CachedSignal:
 
     def _damaged(self) -> None:
         with contextlib.suppress(OSError):
-            self.path.unlink()  # ours, and wrong: no later render may find it
+            # Ours, and wrong: no later render may find it (unless another render has
+            # renamed a new entry of the same key into its place since it was opened).
+            if os.stat(self.path).st_ino == os.fstat(self._open()).st_ino:
+                self.path.unlink()
         raise CacheEntryDamaged(
             "a render-cache entry failed its check while in use; it was deleted",
             file=str(self.path),

@@ -175,6 +175,35 @@ def test_true_peak_marks_find_intersample_peaks() -> None:
     assert marks.result()[0].tolist() == list(range(10, 20))
 
 
+def test_true_peak_marks_use_the_meters_arithmetic() -> None:
+    # The marks find a position at exactly the meter's true peak and none a hair above it:
+    # both compute each window tap by tap in one order (no matrix product, whose summation
+    # order follows the BLAS kernel), so a channel that measures at a level is marked there.
+    from stemprint.analysis.meters import _TAPS, TruePeakMeter
+    from stemprint.report.analysis import over_positions
+
+    rng = np.random.default_rng(11)
+    n = 30011
+    signals = [
+        0.5 * rng.standard_normal(n),
+        np.tanh(3 * rng.standard_normal(n)),  # limited: flat, loud windows
+        0.9 * np.sin(2 * np.pi * 0.2371 * np.arange(n) + 0.3),
+        np.cumsum(rng.standard_normal(n)) / 60,  # music-like: slow, correlated
+    ]
+    intersample = 0
+    for x in signals:
+        meter = TruePeakMeter(1)
+        for a in range(0, n, 4093):
+            meter.process(x[None, a : a + 4093])
+        meter.flush()
+        peak = float(meter.peak[0])
+        padded = np.concatenate([np.zeros(_TAPS - 1), x, np.zeros(_TAPS - 1)])
+        assert over_positions(padded, peak).size > 0
+        assert over_positions(padded, float(np.nextafter(peak, np.inf))).size == 0
+        intersample += peak > np.abs(x).max()
+    assert intersample >= 3  # the peaks found are interpolated values, not only samples
+
+
 def test_a_packed_package(tmp_path: Path) -> None:
     from stemprint.export.archive import pack_package
 

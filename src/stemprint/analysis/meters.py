@@ -470,22 +470,30 @@ def _candidate_windows(
 
 def _windows_peak(columns: Sequence[Float64Array], running: float) -> float:
     """max(running, |y|) over the 4 interpolated values ``y`` of each window whose ``k``-th
-    samples are ``columns[k]`` (12 arrays of one length).
+    samples are ``columns[k]`` (12 arrays of one length), as :func:`interpolated_windows`
+    computes them."""
+    values = interpolated_windows(columns)
+    return max(running, float(values.max()), float(-values.min()))
+
+
+def interpolated_windows(columns: Sequence[Float64Array]) -> Float64Array:
+    """The 4 interpolated values of each window whose ``k``-th samples are ``columns[k]`` (12
+    arrays of length ``m``), shape ``(4, m)``.
 
     Each value is summed tap by tap in one order, ``((x0·h0 + x1·h1) + x2·h2) + …``, with
     numpy's element-wise IEEE products and sums: a window's value does not depend on the other
-    windows computed with it, so every blocking of a signal gives the same peak, on every CPU.
-    (A matrix product does not: BLAS picks its kernel and summation order by matrix shape and
-    CPU, and the last bit moved with the block size.)
+    windows computed with it, so every blocking of a signal gives the same values, on every CPU,
+    here and in the report's true-peak marks. (A matrix product does not: BLAS picks its kernel
+    and summation order by matrix shape and CPU, and the last bit moved with the block size.)
     """
-    # The four phases side by side, (4, m): one ufunc call per tap, the same products and sums.
+    # The four phases side by side: one ufunc call per tap, the same products and sums.
     acc = np.empty((_KERNEL.shape[1], columns[0].shape[0]))
     tmp = np.empty_like(acc)
     np.multiply(_KERNEL_COLUMNS[0], columns[0], out=acc)
     for k in range(1, _TAPS):
         np.multiply(_KERNEL_COLUMNS[k], columns[k], out=tmp)
         acc += tmp
-    return max(running, float(acc.max()), float(-acc.min()))
+    return acc
 
 
 def hop_frames(sample_rate: int) -> int:

@@ -43,12 +43,13 @@ from numpy.lib.stride_tricks import sliding_window_view
 
 from stemprint.analysis.audio import BLOCK_FRAMES
 from stemprint.analysis.meters import (
-    _KERNEL,
     _KERNEL_L1,
+    _TAP_OFFSETS,
     _TAPS,
     HopEnergies,
     gated_loudness,
     hop_frames,
+    interpolated_windows,
 )
 from stemprint.audiofile import probe
 from stemprint.errors import AudioFileError
@@ -190,7 +191,9 @@ class BinExtremes:
 
 def over_positions(x: np.ndarray, threshold: float) -> np.ndarray:
     """Positions in ``x`` (from index 11 on) whose sample or interpolated value reaches
-    ``threshold`` (linear), by the meter's BS.1770-4 interpolation filter."""
+    ``threshold`` (linear), by the meter's BS.1770-4 interpolation filter and its arithmetic
+    (:func:`~stemprint.analysis.meters.interpolated_windows`): a channel whose measured true
+    peak reaches ``threshold`` has a position here."""
     mag = np.abs(x)
     windows = x.shape[0] - (_TAPS - 1)
     if windows <= 0:
@@ -204,8 +207,8 @@ def over_positions(x: np.ndarray, threshold: float) -> np.ndarray:
         starts = np.flatnonzero(candidate)
         for a in range(0, starts.shape[0], 4096):
             chunk = starts[a : a + 4096]
-            rows = x[chunk[:, None] + np.arange(_TAPS)]
-            peaks = np.abs(rows @ _KERNEL).max(axis=1)
+            values = interpolated_windows(x[_TAP_OFFSETS[:, None] + chunk])  # (12, m) gather
+            peaks = np.maximum(values.max(axis=0), -values.min(axis=0))
             found.append(chunk[peaks >= threshold] + _TAPS // 2)
     return np.unique(np.concatenate(found))
 

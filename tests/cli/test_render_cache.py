@@ -115,7 +115,8 @@ def test_a_damaged_entry_found_mid_render_is_rendered_again(tmp_path, threads):
     for entry in entries:
         header = json.loads(entry.read_bytes()[len(MAGIC) : HEADER_BYTES].rstrip(b"\0"))
         data = bytearray(entry.read_bytes())
-        data[HEADER_BYTES + CHUNK_FRAMES * header["channels"] * 4 + 10] ^= 0x04
+        frame_bytes = header["channels"] * np.dtype(header["dtype"]).itemsize
+        data[HEADER_BYTES + CHUNK_FRAMES * frame_bytes + 10] ^= 0x04  # in the second chunk
         entry.write_bytes(bytes(data))
         damaged[entry] = bytes(data)
     args = ("--cache", str(cache), "--no-report", "--threads", threads)
